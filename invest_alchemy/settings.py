@@ -1,0 +1,203 @@
+"""Settings for Invest Alchemy: one file, every value read from the environment.
+
+Defaults make a fresh checkout run with no set-up (SQLite, the bundled sample
+prices, console email). Production switches behaviour with environment
+variables; `.env.example` lists every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A local `.env` file, if there is one, fills in variables the environment lacks.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.getenv(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def envint(name: str, default: int, *, minimum: int = 0) -> int:
+    value = os.getenv(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def envfloat(name: str, default: float) -> float:
+    value = os.getenv(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if number < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative, not {number}")
+    return number
+
+
+def envsecret(name: str, default: str = "") -> str:
+    """Read NAME, or the contents of the file that NAME_FILE points at."""
+    path = os.getenv(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {e}") from None
+    return os.getenv(name, default)
+
+
+DEBUG = envbool("DEBUG", False)
+
+SECRET_KEY = envsecret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-used-only-while-DEBUG-is-on"
+
+ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if h.strip()]
+if DEBUG and not ALLOWED_HOSTS:
+    ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "signals",
+    "subscriptions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "invest_alchemy.urls"
+WSGI_APPLICATION = "invest_alchemy.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite in a local folder unless DATABASE_URL says otherwise (postgres://…).
+DATABASE_URL = os.getenv("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
+try:
+    DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+except Exception as e:  # django-environ raises several kinds for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {e}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = os.getenv("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+ADMINS = [("Admin", a.strip()) for a in os.getenv("ADMINS", "").split(",") if a.strip()]
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Invest Alchemy <signals@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# --- Prices and signals -----------------------------------------------------
+# Which price provider to use: "auto" takes PRICE_CSV_DIR if set, else Tushare
+# when TUSHARE_TOKEN is set, else the bundled sample; "tushare" or "csv" force one.
+SIGNALS_PROVIDER = os.getenv("SIGNALS_PROVIDER", "auto").strip().lower()
+if SIGNALS_PROVIDER not in {"auto", "tushare", "csv"}:
+    raise ImproperlyConfigured(
+        f"SIGNALS_PROVIDER must be auto, tushare or csv, not {SIGNALS_PROVIDER!r}"
+    )
+TUSHARE_TOKEN = envsecret("TUSHARE_TOKEN")
+TUSHARE_API_URL = os.getenv("TUSHARE_API_URL", "http://api.waditu.com/dataapi")
+TUSHARE_TIMEOUT = envfloat("TUSHARE_TIMEOUT", 30.0)
+TUSHARE_MAX_TRIES = envint("TUSHARE_MAX_TRIES", 3, minimum=1)
+TUSHARE_RETRY_WAIT = envfloat("TUSHARE_RETRY_WAIT", 2.0)
+TUSHARE_RATE_LIMIT_WAIT = envfloat("TUSHARE_RATE_LIMIT_WAIT", 61.0)
+SAMPLE_DATA_DIR = BASE_DIR / "signals" / "sample_data"
+PRICE_CSV_DIR = os.getenv("PRICE_CSV_DIR", "")
+# A run with more failed funds than this is marked failed and sends no digest.
+SIGNALS_MAX_ERRORS = envint("SIGNALS_MAX_ERRORS", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line"},
+    },
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+
+# --- Scheduler --------------------------------------------------------------
+# django-q2 with the database as broker.
+Q_CLUSTER = {
+    "name": "invest_alchemy",
+    "orm": "default",
+    "workers": envint("Q_WORKERS", 1, minimum=1),
+    "timeout": envint("Q_TIMEOUT", 1800, minimum=60),
+    "retry": envint("Q_RETRY", 2400, minimum=120),
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "time_zone": "Asia/Shanghai",
+}

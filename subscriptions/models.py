@@ -1,0 +1,1 @@
+"""Subscribers, digests and their delivery ledger (not built yet)."""
