@@ -65,7 +65,9 @@ def read_fund_csv(path: Path) -> list[FundRow]:
     seen: dict[str, int] = {}
     for row in rows:
         if row.ts_code in seen:
-            problems.append(f"line {row.line}: {row.ts_code} already appears on line {seen[row.ts_code]}")
+            problems.append(
+                f"line {row.line}: {row.ts_code} already appears on line {seen[row.ts_code]}"
+            )
         seen.setdefault(row.ts_code, row.line)
     if problems:
         raise ImportFailed(problems)
@@ -85,9 +87,17 @@ def funds_import(
     basic = provider.fund_basic().set_index("ts_code", drop=False)
     basic = basic[~basic.index.duplicated()]
     if rows is None:
-        wanted = [FundRow(0, code, str(name)) for code, name in basic["name"].items() if TS_CODE_RE.match(code)]
+        wanted = [
+            FundRow(0, code, str(name))
+            for code, name in basic["name"].items()
+            if TS_CODE_RE.match(code)
+        ]
     else:
-        unknown = [f"line {r.line}: {r.ts_code} is not a fund the provider knows" for r in rows if r.ts_code not in basic.index]
+        unknown = [
+            f"line {r.line}: {r.ts_code} is not a fund the provider knows"
+            for r in rows
+            if r.ts_code not in basic.index
+        ]
         if unknown:
             raise ImportFailed(unknown)
         wanted = list(rows)
@@ -96,7 +106,9 @@ def funds_import(
         raise ImportFailed([f"unknown fund list {list_slug!r}: create it in the admin first"])
     result = ImportResult()
     with transaction.atomic():
-        existing = {f.ts_code: f for f in Fund.objects.filter(ts_code__in=[r.ts_code for r in wanted])}
+        existing = {
+            f.ts_code: f for f in Fund.objects.filter(ts_code__in=[r.ts_code for r in wanted])
+        }
         for row in wanted:
             info = basic.loc[row.ts_code]
             values = {

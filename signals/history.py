@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,32 @@ SIGNAL_COLUMNS = [
 T = TypeVar("T")
 
 
+class ProgressBar(Protocol):
+    """What a progress bar needs here; a `tqdm` instance is one."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+    def update(self, n: float = 1) -> Any: ...
+
+
+Progress = Callable[[int, str], ProgressBar]
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: float = 1) -> None:
+        return None
+
+
+def _no_progress(total: int, desc: str) -> ProgressBar:
+    return _NoProgress()
+
+
 @dataclass
 class Series:
     dates: np.ndarray  # datetime64[D]
@@ -59,7 +85,9 @@ class ComputeResult:
     stored: int = 0
 
 
-def load_series(fund_ids: Iterable[int], *, until: date, since: date | None = None) -> dict[int, Series]:
+def load_series(
+    fund_ids: Iterable[int], *, until: date, since: date | None = None
+) -> dict[int, Series]:
     """Complete bars (those with an adjustment factor) per fund, oldest first."""
     bars = PriceBar.objects.filter(
         fund_id__in=list(fund_ids), trade_date__lte=until, adj_factor__isnull=False
@@ -67,7 +95,9 @@ def load_series(fund_ids: Iterable[int], *, until: date, since: date | None = No
     if since is not None:
         bars = bars.filter(trade_date__gte=since)
     rows = list(
-        bars.order_by("fund_id", "trade_date").values_list("fund_id", "trade_date", "close", "adj_factor")
+        bars.order_by("fund_id", "trade_date").values_list(
+            "fund_id", "trade_date", "close", "adj_factor"
+        )
     )
     if not rows:
         return {}
@@ -98,10 +128,21 @@ def extend(targets: Sequence[Target], run_date: date, run: SignalRun) -> Compute
         seeded = [t for t in group if t.fund.pk in previous]
         if seeded:
             longest = max(t.params.long for t in seeded)
-            since = min(previous[t.fund.pk].bar_date for t in seeded) - timedelta(days=2 * longest + 20)
+            since = min(previous[t.fund.pk].bar_date for t in seeded) - timedelta(
+                days=2 * longest + 20
+            )
             windows = load_series([t.fund.pk for t in seeded], since=since, until=run_date)
             for target in seeded:
-                signal = _guarded(result, target, _extend_one, target, previous[target.fund.pk], windows.get(target.fund.pk), run_date, run)
+                signal = _guarded(
+                    result,
+                    target,
+                    _extend_one,
+                    target,
+                    previous[target.fund.pk],
+                    windows.get(target.fund.pk),
+                    run_date,
+                    run,
+                )
                 if signal is None and target.fund.ts_code not in result.errors:
                     full.append(target)
                 elif signal is not None:
@@ -109,7 +150,15 @@ def extend(targets: Sequence[Target], run_date: date, run: SignalRun) -> Compute
         for chunk in _chunks(full, CHUNK):
             series = load_series([t.fund.pk for t in chunk], until=run_date)
             for target in chunk:
-                signal = _guarded(result, target, _evaluate_last, target, series.get(target.fund.pk), run_date, run)
+                signal = _guarded(
+                    result,
+                    target,
+                    _evaluate_last,
+                    target,
+                    series.get(target.fund.pk),
+                    run_date,
+                    run,
+                )
                 if signal is not None:
                     result.signals.append(signal)
     for signal in result.signals:
@@ -132,27 +181,35 @@ def backfill(
     days: Sequence[date],
     run: SignalRun,
     *,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    progress: Progress | None = None,
 ) -> ComputeResult:
     """Compute and store the signals of every trading day in `days` (ascending)."""
     result = ComputeResult()
     if not days:
         return result
     day_array = np.array(days, dtype="datetime64[D]")
-    chunks = list(_chunks(targets, CHUNK))
-    steps: Iterable[list[Target]] = chunks
-    if progress is not None:
-        steps = progress(chunks, len(chunks), f"backfill {len(targets)} funds × {len(days)} days")
-    with transaction.atomic():
-        for chunk in steps:
+    bar = (progress or _no_progress)(len(targets), f"backfill {len(days)} days")
+    with bar, transaction.atomic():
+        for chunk in _chunks(targets, CHUNK):
             series = load_series({t.fund.pk for t in chunk}, until=days[-1])
             frames = []
             for target in chunk:
-                frame = _guarded(result, target, _history_frame, target, series.get(target.fund.pk), day_array, run)
+                frame = _guarded(
+                    result,
+                    target,
+                    _history_frame,
+                    target,
+                    series.get(target.fund.pk),
+                    day_array,
+                    run,
+                )
                 if frame is not None and len(frame):
                     frames.append(frame)
+                bar.update(1)
             if frames:
-                result.stored += _replace(chunk, days[0], days[-1], pd.concat(frames, ignore_index=True))
+                result.stored += _replace(
+                    chunk, days[0], days[-1], pd.concat(frames, ignore_index=True)
+                )
     result.signals = list(Signal.objects.filter(run=run, run_date=days[-1]).select_related("fund"))
     return result
 
@@ -204,7 +261,9 @@ _COPIED = [
 ]  # fmt: skip
 
 
-def _evaluate_last(target: Target, series: Series | None, run_date: date, run: SignalRun) -> Signal | None:
+def _evaluate_last(
+    target: Target, series: Series | None, run_date: date, run: SignalRun
+) -> Signal | None:
     if series is None or series.dates.size == 0:
         if target.fund.list_date and target.fund.list_date > run_date:
             return None  # not listed yet: no signal, and no error
@@ -213,7 +272,9 @@ def _evaluate_last(target: Target, series: Series | None, run_date: date, run: S
     return _make_signal(target, series, states, run_date, run)
 
 
-def _make_signal(target: Target, series: Series, states: States, run_date: date, run: SignalRun) -> Signal:
+def _make_signal(
+    target: Target, series: Series, states: States, run_date: date, run: SignalRun
+) -> Signal:
     bar_date = series.dates[-1].item()
     return Signal(
         fund=target.fund,
@@ -234,13 +295,17 @@ def _make_signal(target: Target, series: Series, states: States, run_date: date,
     )
 
 
-def _history_frame(target: Target, series: Series | None, days: np.ndarray, run: SignalRun) -> pd.DataFrame | None:
+def _history_frame(
+    target: Target, series: Series | None, days: np.ndarray, run: SignalRun
+) -> pd.DataFrame | None:
     """One row per day in `days` from the fund's first bar on: the day's signal."""
     if series is None or series.dates.size == 0:
         if target.fund.list_date and target.fund.list_date > days[-1].item():
             return None
         raise ValueError(f"no complete price bar on or before {days[-1]}")
-    states = evaluate_history(target.strategy, target.params, series.dates, series.close, series.adj)
+    states = evaluate_history(
+        target.strategy, target.params, series.dates, series.close, series.adj
+    )
     position = np.searchsorted(series.dates, days, side="right") - 1
     listed = position >= 0
     at, day = position[listed], days[listed]
@@ -278,7 +343,9 @@ def _replace(chunk: Sequence[Target], first: date, last: date, frame: pd.DataFra
     if connection.vendor == "postgresql":
         _copy_into_postgres(frame)
     else:
-        Signal.objects.bulk_create((_row_to_signal(row) for row in frame.itertuples(index=False)), batch_size=500)
+        Signal.objects.bulk_create(
+            (_row_to_signal(row) for row in frame.itertuples(index=False)), batch_size=500
+        )
     return len(frame)
 
 

@@ -89,6 +89,8 @@ def prices_sync(
         for day in dates:
             _sync_day(provider, day, gapped, report)
         Fund.objects.filter(pk__in=[f.pk for f in behind]).update(synced_until=until)
+        for fund in behind:
+            fund.synced_until = until
     else:
         new = new + gapped
     if new:

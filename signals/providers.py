@@ -22,7 +22,17 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-DAILY_COLUMNS = ["ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "vol", "amount"]
+DAILY_COLUMNS = [
+    "ts_code",
+    "trade_date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "pre_close",
+    "vol",
+    "amount",
+]
 ADJ_COLUMNS = ["ts_code", "trade_date", "adj_factor"]
 BASIC_COLUMNS = ["ts_code", "name", "list_date", "delist_date"]
 RATE_LIMIT_MARK = "每分钟最多访问"
@@ -71,7 +81,9 @@ def parse_ymd(column: pd.Series) -> pd.Series:
     """YYYYMMDD strings (or numbers) to `datetime.date`, blanks to None."""
     text = column.astype("string").str.strip().str.slice(0, 8)
     parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-    return pd.Series([d.date() if pd.notna(d) else None for d in parsed], index=column.index, dtype=object)
+    return pd.Series(
+        [d.date() if pd.notna(d) else None for d in parsed], index=column.index, dtype=object
+    )
 
 
 def _normalise(frame: pd.DataFrame, columns: list[str], what: str) -> pd.DataFrame:
@@ -82,7 +94,9 @@ def _normalise(frame: pd.DataFrame, columns: list[str], what: str) -> pd.DataFra
     for column in ("trade_date", "list_date", "delist_date"):
         if column in frame:
             frame[column] = parse_ymd(frame[column])
-    numeric = [c for c in columns if c not in {"ts_code", "trade_date", "name", "list_date", "delist_date"}]
+    numeric = [
+        c for c in columns if c not in {"ts_code", "trade_date", "name", "list_date", "delist_date"}
+    ]
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     if "trade_date" in frame and frame["trade_date"].isna().any():
@@ -182,8 +196,9 @@ class TushareProvider:
     def _query(self, api_name: str, *, required: bool, **params: Any) -> pd.DataFrame:
         """One page, tried up to `max_tries` times with backoff.
 
-        The client returns an empty frame on an HTTP error status, so an empty
-        answer where data must exist is retried like any other failure.
+        On an HTTP error status the client returns a frame without even column
+        names: that is retried on every page. An empty answer where data must
+        exist (the first page of a required query) is retried too.
         """
         described = f"{api_name}({', '.join(f'{k}={v}' for k, v in params.items() if v)})"
         reason = ""
@@ -198,10 +213,15 @@ class TushareProvider:
                 elif any(mark in reason for mark in PERMANENT_MARKS):
                     raise ProviderError(f"Tushare {described}: {reason}", permanent=True) from e
             else:
-                if not (required and frame.empty):
+                if frame.columns.empty:  # the client's answer to an HTTP error status
+                    reason = "HTTP error (an answer with no fields)"
+                elif required and frame.empty:
+                    reason = "empty answer (data not published yet?)"
+                else:
                     return frame
-                reason = "empty answer (HTTP error or data not published yet)"
-            logger.warning("Tushare %s try %d/%d failed: %s", described, attempt, self.max_tries, reason)
+            logger.warning(
+                "Tushare %s try %d/%d failed: %s", described, attempt, self.max_tries, reason
+            )
             if attempt < self.max_tries:
                 self.sleep(wait)
         raise ProviderError(f"Tushare {described} failed after {self.max_tries} tries: {reason}")
@@ -253,7 +273,9 @@ class CsvProvider:
         return self._select(self._daily(), **query)
 
     def fund_adj(self, **query: Any) -> pd.DataFrame:
-        return self._select(_normalise(self._table("fund_adj"), ADJ_COLUMNS, "fund_adj.csv"), **query)
+        return self._select(
+            _normalise(self._table("fund_adj"), ADJ_COLUMNS, "fund_adj.csv"), **query
+        )
 
     @staticmethod
     def _select(

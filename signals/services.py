@@ -7,11 +7,10 @@ the scheduled task, the admin action and the tests.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterator, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -30,9 +29,6 @@ logger = logging.getLogger(__name__)
 MARKET_TZ = ZoneInfo("Asia/Shanghai")
 STATE_ORDER = {BUY: 0, SELL: 1, HOLD: 2, EMPTY: 3, INSUFFICIENT: 4}
 DEFAULT_STRATEGY = "dma"
-
-T = TypeVar("T")
-Progress = Callable[[Iterable[T], int, str], Iterable[T]]
 
 
 class RunError(Exception):
@@ -97,7 +93,7 @@ def signals_generate(
     dry_run: bool = False,
     provider: Provider | None = None,
     provider_name: str | None = None,
-    progress: Progress[Any] | None = None,
+    progress: history.Progress | None = None,
 ) -> RunOutcome:
     """Bring prices up to `run_date`, compute and store its signals, record the run.
 
@@ -115,7 +111,9 @@ def signals_generate(
     targets, lists = resolve_targets(fund_codes=fund_codes, list_slug=list_slug)
     outcome = RunOutcome(run_date=run_date, dry_run=dry_run, lists=lists)
     try:
-        calendar = Calendar.load(provider, _calendar_start(targets, run_date, backfill_from), run_date)
+        calendar = Calendar.load(
+            provider, _calendar_start(targets, run_date, backfill_from), run_date
+        )
         if not calendar.is_open(run_date):
             outcome.closed = True
             return outcome
@@ -145,7 +143,7 @@ def _execute(
     calendar: Calendar,
     targets: list[Target],
     backfill_from: date | None,
-    progress: Progress[Any] | None,
+    progress: history.Progress | None,
 ) -> None:
     run, run_date = outcome.run, outcome.run_date
     assert run is not None
@@ -253,7 +251,9 @@ def resolve_targets(
         found = {f.ts_code: f for f in Fund.objects.filter(ts_code__in=codes)}
         unknown = [c for c in codes if c not in found]
         if unknown:
-            raise RunError(f"unknown fund {', '.join(unknown)}: import it with manage.py import_funds")
+            raise RunError(
+                f"unknown fund {', '.join(unknown)}: import it with manage.py import_funds"
+            )
         funds = Fund.objects.filter(ts_code__in=codes)
     by_pk = {f.pk: f for f in funds}
     targets: dict[tuple[int, str], Target] = {}
@@ -266,7 +266,9 @@ def resolve_targets(
                 target = Target(fund, fund_list.strategy_impl, fund_list.params)
                 targets.setdefault((fund.pk, target.code), target)
     if list_slug is not None and fund_codes:
-        missing = [c for c in fund_codes if not any(t.fund.ts_code == c.upper() for t in targets.values())]
+        missing = [
+            c for c in fund_codes if not any(t.fund.ts_code == c.upper() for t in targets.values())
+        ]
         if missing:
             raise RunError(f"fund {', '.join(missing)} is not in list {list_slug!r}")
     if list_slug is None:

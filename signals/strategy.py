@@ -25,8 +25,11 @@ BUY, SELL, HOLD, EMPTY, INSUFFICIENT = "BUY", "SELL", "HOLD", "EMPTY", "INSUFFIC
 _INSUFFICIENT, _BUY, _SELL, _HOLD, _EMPTY = 0, 1, 2, 3, 4
 STATE_NAMES = np.array([INSUFFICIENT, BUY, SELL, HOLD, EMPTY], dtype=object)
 
-# Averages are rounded to the ETF tick, 0.001 CNY, before they are compared.
-TICK_DECIMALS = 3
+# Averages are rounded half up to the ETF tick, 0.001 CNY, before they are compared.
+TICKS_PER_UNIT = 1000
+# Floating-point sums carry noise that depends on where a series starts; snapping
+# to 1e-7 first makes the rounding the same whatever history was passed in.
+_SNAP = 10_000_000
 
 
 class Params(NamedTuple):
@@ -51,10 +54,17 @@ class Strategy:
         return f"{self.key}-{params.short}-{params.long}"
 
 
+def round_to_tick(values: np.ndarray) -> np.ndarray:
+    """Round half up to 0.001, exactly at .0005 whatever the floating-point noise."""
+    units = np.rint(values * _SNAP)
+    step = _SNAP // TICKS_PER_UNIT
+    return np.floor((units + step // 2) / step) / TICKS_PER_UNIT
+
+
 def dma_indicators(qfq: np.ndarray, params: Params) -> Indicators:
     """Simple moving averages of the adjusted close, rounded to the tick."""
-    short_ma = np.round(talib.SMA(qfq, timeperiod=params.short), TICK_DECIMALS)
-    long_ma = np.round(talib.SMA(qfq, timeperiod=params.long), TICK_DECIMALS)
+    short_ma = round_to_tick(talib.SMA(qfq, timeperiod=params.short))
+    long_ma = round_to_tick(talib.SMA(qfq, timeperiod=params.long))
     with np.errstate(invalid="ignore"):
         direction = np.nan_to_num(np.sign(short_ma - long_ma)).astype(np.int8)
     return Indicators(short_ma, long_ma, direction)
@@ -200,8 +210,7 @@ def evaluate_history(
 def _assemble(n: int, parts: list[tuple[np.ndarray, States]]) -> States:
     first = parts[0][1]
     out = {
-        name: np.empty(n, dtype=getattr(first, name).dtype)
-        for name in States.__dataclass_fields__
+        name: np.empty(n, dtype=getattr(first, name).dtype) for name in States.__dataclass_fields__
     }
     for members, states in parts:
         for name, array in out.items():

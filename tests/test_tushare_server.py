@@ -29,25 +29,31 @@ def _daily_rows(codes: list[str], dates: list[str]) -> pd.DataFrame:
 
 def _tables() -> dict[str, pd.DataFrame]:
     codes = [f"{i:06d}.SH" for i in range(510000, 512500)]  # 2500 funds
-    small = _daily_rows(["159001.SZ", "510300.SH", "510500.SH"],
-                        ["20230605", "20230606", "20230607"])
+    small = _daily_rows(
+        ["159001.SZ", "510300.SH", "510500.SH"], ["20230605", "20230606", "20230607"]
+    )
     return {
         # Shuffled so the server's sorting is exercised.
         "fund_daily": pd.concat([_daily_rows(codes, [DAY]), small]).sample(frac=1, random_state=1),
-        "fund_adj": small.rename(columns={"close": "adj_factor"}).drop(columns="vol")
-                         .sample(frac=1, random_state=2),
-        "fund_basic": pd.DataFrame({
-            "ts_code": ["510300.SH", "510500.SH", "000001.OF", "159001.SZ"],
-            "name": ["300ETF", "500ETF", "华夏成长", "货币ETF"],
-            "market": ["E", "E", "O", "E"],
-            "status": ["L", "L", "L", "D"],
-            "m_fee": [0.5, 0.5, np.nan, 0.3],
-        }),
-        "trade_cal": pd.DataFrame({
-            "exchange": ["SSE"] * 5 + ["SZSE"] * 5,
-            "cal_date": ["20230605", "20230606", "20230607", "20230608", "20230610"] * 2,
-            "is_open": np.array([1, 1, 1, 1, 0] * 2, dtype=np.int64),
-        }),
+        "fund_adj": small.rename(columns={"close": "adj_factor"})
+        .drop(columns="vol")
+        .sample(frac=1, random_state=2),
+        "fund_basic": pd.DataFrame(
+            {
+                "ts_code": ["510300.SH", "510500.SH", "000001.OF", "159001.SZ"],
+                "name": ["300ETF", "500ETF", "华夏成长", "货币ETF"],
+                "market": ["E", "E", "O", "E"],
+                "status": ["L", "L", "L", "D"],
+                "m_fee": [0.5, 0.5, np.nan, 0.3],
+            }
+        ),
+        "trade_cal": pd.DataFrame(
+            {
+                "exchange": ["SSE"] * 5 + ["SZSE"] * 5,
+                "cal_date": ["20230605", "20230606", "20230607", "20230608", "20230610"] * 2,
+                "is_open": np.array([1, 1, 1, 1, 0] * 2, dtype=np.int64),
+            }
+        ),
     }
 
 
@@ -85,11 +91,14 @@ def test_fund_daily_filters_by_trade_date(server: TushareServer) -> None:
 
 @pytest.mark.parametrize("api", ["fund_daily", "fund_adj"])
 def test_ts_code_list_and_date_range_sorted_like_tushare(server: TushareServer, api: str) -> None:
-    df = _pro(server).query(api, ts_code="510500.SH,159001.SZ",
-                            start_date="20230606", end_date="20230607")
-    assert list(zip(df["ts_code"], df["trade_date"])) == [
-        ("159001.SZ", "20230607"), ("159001.SZ", "20230606"),
-        ("510500.SH", "20230607"), ("510500.SH", "20230606"),
+    df = _pro(server).query(
+        api, ts_code="510500.SH,159001.SZ", start_date="20230606", end_date="20230607"
+    )
+    assert list(zip(df["ts_code"], df["trade_date"], strict=True)) == [
+        ("159001.SZ", "20230607"),
+        ("159001.SZ", "20230606"),
+        ("510500.SH", "20230607"),
+        ("510500.SH", "20230606"),
     ]
 
 
@@ -98,7 +107,11 @@ def test_fields_selection_keeps_request_order_and_drops_unknown(server: TushareS
     df = pro.fund_daily(trade_date=DAY, fields="trade_date,ts_code,no_such_field", limit=3)
     assert list(df.columns) == ["trade_date", "ts_code"]
     assert list(pro.fund_daily(trade_date=DAY, fields="", limit=1).columns) == [
-        "ts_code", "trade_date", "close", "vol"]
+        "ts_code",
+        "trade_date",
+        "close",
+        "vol",
+    ]
 
 
 def test_fund_basic_filters_and_nan_becomes_null(server: TushareServer) -> None:
@@ -106,8 +119,16 @@ def test_fund_basic_filters_and_nan_becomes_null(server: TushareServer) -> None:
     df = pro.fund_basic(market="E", status="L")
     assert sorted(df["ts_code"]) == ["510300.SH", "510500.SH"]
     assert pro.fund_basic(ts_code="000001.OF")["m_fee"].isna().all()
-    raw = requests.post(f"{server.url}/fund_basic", timeout=5, json={
-        "api_name": "fund_basic", "token": TOKEN, "params": {"market": "O"}, "fields": "m_fee"})
+    raw = requests.post(
+        f"{server.url}/fund_basic",
+        timeout=5,
+        json={
+            "api_name": "fund_basic",
+            "token": TOKEN,
+            "params": {"market": "O"},
+            "fields": "m_fee",
+        },
+    )
     assert json.loads(raw.text)["data"]["items"] == [[None]]
 
 
@@ -166,8 +187,12 @@ def test_faults_are_fifo_per_matching_api(server: TushareServer) -> None:
     server.inject(Fault.code(2, "any-2"))
     server.inject(Fault.code(3, "daily-3"), api_name="fund_daily", times=2)
     assert server.pending_faults() == 4
-    for api, msg in [("trade_cal", "any-2"), ("fund_daily", "daily-1"),
-                     ("fund_daily", "daily-3"), ("fund_daily", "daily-3")]:
+    for api, msg in [
+        ("trade_cal", "any-2"),
+        ("fund_daily", "daily-1"),
+        ("fund_daily", "daily-3"),
+        ("fund_daily", "daily-3"),
+    ]:
         with pytest.raises(Exception, match=msg):
             pro.query(api)
     assert server.pending_faults() == 0
@@ -182,8 +207,7 @@ def test_calls_are_recorded_counted_and_reset(server: TushareServer) -> None:
     pro.trade_cal()
     assert [c.api_name for c in server.calls] == ["fund_daily", "fund_adj", "trade_cal"]
     assert server.calls[0].params["trade_date"] == DAY
-    assert server.calls[1] == Call("fund_adj", {"ts_code": "510300.SH",
-                                                "ts_type_name": server.url})
+    assert server.calls[1] == Call("fund_adj", {"ts_code": "510300.SH", "ts_type_name": server.url})
     assert (server.count(), server.count("fund_adj"), server.count("fund_basic")) == (3, 1, 0)
     server.reset_calls()
     assert server.calls == [] and server.count() == 0

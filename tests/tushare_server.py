@@ -65,16 +65,19 @@ class Fault:
     @classmethod
     def rate_limit(cls, api_name: str | None = None, per_minute: int = 200) -> Fault:
         """Tushare's per-minute quota error (code 40203), aimed at api_name by default."""
-        msg = (f"抱歉，您每分钟最多访问该接口{per_minute}次，权限的具体详情访问："
-               "https://tushare.pro/document/1?doc_id=108。")
+        msg = (
+            f"抱歉，您每分钟最多访问该接口{per_minute}次，权限的具体详情访问："
+            "https://tushare.pro/document/1?doc_id=108。"
+        )
         return cls("code", error_code=40203, msg=msg, api_name=api_name)
 
 
 class TushareServer:
     """Serves ``tables`` (api name -> DataFrame) on 127.0.0.1 from a daemon thread."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], token: str = "test-token",
-                 max_rows: int = 2000) -> None:
+    def __init__(
+        self, tables: dict[str, pd.DataFrame], token: str = "test-token", max_rows: int = 2000
+    ) -> None:
         self.tables = dict(tables)
         self.token = token
         self.max_rows = max_rows
@@ -103,8 +106,9 @@ class TushareServer:
             self._stopping.clear()
             self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
             self._httpd.app = self
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                            name="tushare-server", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(0.05,), name="tushare-server", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -165,7 +169,7 @@ class TushareServer:
         except ValueError as exc:
             return HTTPStatus.OK, _error(40001, f"参数错误：{exc}")
         rows = _FILTERS.get(api_name, _filter_by_columns)(table, params)
-        page = rows.iloc[offset:offset + limit]
+        page = rows.iloc[offset : offset + limit]
         columns = _select(list(page.columns), fields)
         return HTTPStatus.OK, _ok(columns, _items(page[columns]))
 

@@ -20,7 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--csv", type=Path, metavar="FILE", help="A file of code,name lines.")
         parser.add_argument("--list", metavar="SLUG", help="Also add the funds to this fund list.")
-        parser.add_argument("--provider", choices=["tushare", "csv"], help="Force a price provider.")
+        parser.add_argument(
+            "--provider", choices=["tushare", "csv"], help="Force a price provider."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

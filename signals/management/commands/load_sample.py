@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from signals.funds import FundRow, funds_import
 from signals.models import Fund, FundList
 from signals.providers import CsvProvider
-from django.conf import settings
 
 SAMPLE_LISTS = {
     ("long-etf", "Long ETF", "Broad index funds held for the long run."): [

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from signals.models import SignalRun
 from signals.services import RunError, RunOutcome, signals_generate
-
-T = TypeVar("T")
 
 
 def parse_date(value: str) -> date:
@@ -36,7 +32,11 @@ class Command(BaseCommand):
             "today, Asia/Shanghai).",
         )
         parser.add_argument(
-            "--fund", action="append", default=[], metavar="TS_CODE", help="Only this fund (repeatable)."
+            "--fund",
+            action="append",
+            default=[],
+            metavar="TS_CODE",
+            help="Only this fund (repeatable).",
         )
         parser.add_argument("--list", metavar="SLUG", help="Only the funds of this fund list.")
         parser.add_argument(
@@ -77,8 +77,8 @@ class Command(BaseCommand):
         if run.status == SignalRun.Status.FAILED:
             raise CommandError(f"run for {run.run_date} failed: {run.message}")
 
-    def _progress(self, items: Iterable[T], total: int, desc: str) -> Iterable[T]:
-        return tqdm(items, total=total, desc=desc, file=sys.stderr, disable=total < 2)
+    def _progress(self, total: int, desc: str) -> tqdm[Any]:
+        return tqdm(total=total, desc=desc, unit="fund", file=self.stderr._out, mininterval=0.5)
 
     def _print(self, outcome: RunOutcome) -> None:
         run = outcome.run
@@ -98,7 +98,8 @@ class Command(BaseCommand):
         summary = (
             f"{run.buy} BUY, {run.sell} SELL, {run.hold} HOLD, {run.empty} EMPTY, "
             f"{run.insufficient} INSUFFICIENT, {run.stale} stale, {run.error_count} errors; "
-            f"{outcome.stored} signals stored, {outcome.sync.bars} bars fetched ({outcome.sync.mode})"
+            f"{outcome.stored} signals stored, "
+            f"{outcome.sync.bars} bars fetched ({outcome.sync.mode})"
         )
         style = self.style.SUCCESS if run.status == SignalRun.Status.SUCCESS else self.style.ERROR
         self.stdout.write(style(summary))

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from django.conf import settings as django_settings
+
+from tests.tushare_server import TushareServer
+
+SAMPLE = Path(django_settings.SAMPLE_DATA_DIR)
+
+
+def read_sample(name: str) -> pd.DataFrame:
+    """A bundled sample table as Tushare serves it: every column as text."""
+    return pd.read_csv(SAMPLE / f"{name}.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def sample_tables() -> dict[str, pd.DataFrame]:
+    return {
+        name: read_sample(name) for name in ("fund_basic", "trade_cal", "fund_daily", "fund_adj")
+    }
+
+
+@pytest.fixture
+def tushare(sample_tables: dict[str, pd.DataFrame], settings) -> Iterator[TushareServer]:
+    """A loopback Tushare server over the sample data, and settings that use it."""
+    with TushareServer({k: v.copy() for k, v in sample_tables.items()}) as server:
+        settings.SIGNALS_PROVIDER = "tushare"
+        settings.TUSHARE_TOKEN = server.token
+        settings.TUSHARE_API_URL = server.url
+        settings.TUSHARE_RETRY_WAIT = 0
+        settings.TUSHARE_RATE_LIMIT_WAIT = 0
+        settings.TUSHARE_TIMEOUT = 5
+        yield server
