@@ -1,0 +1,80 @@
+from datetime import date
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from signals.models import PriceBar, Signal, SignalRun
+from tests.base import BaseTestCase, run_command
+
+
+class AdminTestCase(BaseTestCase):
+    @pytest.fixture(autouse=True)
+    def _server(self, tushare):
+        self.server = tushare
+
+    def setUp(self):
+        super().setUp()
+        self.admin = User.objects.create_superuser("admin", "admin@example.com", "password")
+        self.client.force_login(self.admin)
+
+    def test_every_changelist_opens_with_filters(self):
+        run_command("run_signals", date="2023-06-08")
+        run = SignalRun.objects.get()
+        pages = [
+            reverse("admin:signals_fund_changelist") + "?q=300&active__exact=1",
+            reverse("admin:signals_fund_changelist") + f"?lists__id__exact={self.long.pk}",
+            reverse("admin:signals_fundlist_changelist"),
+            reverse("admin:signals_fundlist_change", args=[self.long.pk]),
+            reverse("admin:signals_pricebar_changelist") + "?trade_date__year=2023&q=510300",
+            reverse("admin:signals_signal_changelist") + "?state__exact=EMPTY",
+            reverse("admin:signals_signal_changelist") + f"?fund__lists__id__exact={self.other.pk}",
+            reverse("admin:signals_signalrun_changelist"),
+            reverse("admin:signals_signalrun_change", args=[run.pk]),
+        ]
+        for page in pages:
+            with self.subTest(page=page):
+                self.assertEqual(self.client.get(page).status_code, 200)
+
+    def test_signals_and_bars_are_read_only(self):
+        run_command("run_signals", date="2023-06-08")
+        signal = Signal.objects.first()
+        response = self.client.post(
+            reverse("admin:signals_signal_change", args=[signal.pk]), {"state": "BUY"}
+        )
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.client.get(reverse("admin:signals_pricebar_add")).status_code, 403)
+
+    def test_a_list_rejects_a_short_window_not_shorter_than_the_long(self):
+        url = reverse("admin:signals_fundlist_change", args=[self.other.pk])
+        data = {
+            "name": "Other ETF", "slug": "other-etf", "position": 2, "description": "",
+            "strategy": "dma", "short_window": 22, "long_window": 11,
+            "items-TOTAL_FORMS": 0, "items-INITIAL_FORMS": 0,
+        }  # fmt: skip
+        response = self.client.post(url, data)
+        self.assertContains(response, "the short window must be shorter than the long window")
+
+    def test_the_run_view_runs_signals_for_a_chosen_date(self):
+        url = reverse("admin:signals_signalrun_run")
+        self.assertContains(self.client.get(url), "Run signals")
+        response = self.client.post(
+            url, {"run_date": "2023-06-08", "fund_list": "long-etf"}, follow=True
+        )
+        self.assertContains(response, "Run for 2023-06-08 success")
+        self.assertEqual(Signal.objects.filter(run_date=date(2023, 6, 8)).count(), 2)
+        self.assertTrue(PriceBar.objects.exists())
+
+    def test_the_run_view_explains_a_closed_day_and_a_bad_date(self):
+        url = reverse("admin:signals_signalrun_run")
+        response = self.client.post(url, {"run_date": "2023-05-01"}, follow=True)
+        self.assertContains(response, "2023-05-01 is not a trading day")
+        response = self.client.post(url, {"run_date": "2023-02-30"})
+        self.assertContains(response, "Enter a valid date")
+        self.assertFalse(SignalRun.objects.exists())
+
+    def test_the_run_view_needs_staff(self):
+        self.client.logout()
+        response = self.client.get(reverse("admin:signals_signalrun_run"))
+        self.assertEqual(response.status_code, 302)
+        self.assertIn("/admin/login/", response["Location"])
