@@ -87,11 +87,8 @@ def funds_import(
     basic = provider.fund_basic().set_index("ts_code", drop=False)
     basic = basic[~basic.index.duplicated()]
     if rows is None:
-        wanted = [
-            FundRow(0, code, str(name))
-            for code, name in basic["name"].items()
-            if TS_CODE_RE.match(code)
-        ]
+        names = {str(code): str(name) for code, name in basic["name"].items()}
+        wanted = [FundRow(0, code, name) for code, name in names.items() if TS_CODE_RE.match(code)]
     else:
         unknown = [
             f"line {r.line}: {r.ts_code} is not a fund the provider knows"

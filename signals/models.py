@@ -70,7 +70,9 @@ class FundList(models.Model):
     long_window = models.PositiveSmallIntegerField(
         default=DEFAULT_LONG, validators=[MinValueValidator(2)]
     )
-    funds = models.ManyToManyField(Fund, through="FundListItem", related_name="lists")
+    funds: models.ManyToManyField[Fund, FundListItem] = models.ManyToManyField(
+        Fund, through="FundListItem", related_name="lists"
+    )
 
     class Meta:
         ordering = ["position", "name"]

@@ -154,13 +154,14 @@ def _store(daily: pd.DataFrame, adj: pd.DataFrame, funds: Iterable[Fund]) -> int
         how="left",
     ).drop_duplicates(["ts_code", "trade_date"])
     merged = merged.astype(object).where(merged.notna(), None)
-    complete, partial = [], []
-    for row in merged.itertuples(index=False):
+    complete: list[PriceBar] = []
+    partial: list[PriceBar] = []
+    for record in merged.to_dict("records"):
         bar = PriceBar(
-            fund=by_code[row.ts_code],
-            trade_date=row.trade_date,
-            adj_factor=row.adj_factor,
-            **{name: getattr(row, name) for name in BAR_FIELDS},
+            fund=by_code[str(record["ts_code"])],
+            trade_date=record["trade_date"],
+            adj_factor=record["adj_factor"],
+            **{name: record[name] for name in BAR_FIELDS},
         )
         (complete if bar.adj_factor is not None else partial).append(bar)
     for bars, fields in ((complete, [*BAR_FIELDS, "adj_factor"]), (partial, BAR_FIELDS)):

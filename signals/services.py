@@ -62,7 +62,8 @@ class RunOutcome:
     def groups(self) -> list[tuple[str, list[Signal]]]:
         """Signals grouped like the digest: each fund list, BUY, SELL, HOLD, EMPTY."""
         by_key = {(s.fund_id, s.strategy): s for s in self.signals}
-        groups, seen = [], set()
+        groups: list[tuple[str, list[Signal]]] = []
+        seen: set[tuple[int, str]] = set()
         for fund_list in self.lists:
             code = fund_list.strategy_code
             members = [by_key.get((item.fund_id, code)) for item in fund_list.items.all()]
