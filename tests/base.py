@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
 from django.test import TestCase
 
@@ -36,3 +37,13 @@ class BaseTestCase(TestCase):
         self.csi1000 = make_fund("512100.SH", "中证1000ETF")
         self.long = make_list("long-etf", [self.hs300, self.nasdaq], name="Long ETF", position=1)
         self.other = make_list("other-etf", [self.csi1000], name="Other ETF", position=2)
+
+
+class TushareTestCase(BaseTestCase):
+    """BaseTestCase with the loopback Tushare server as the price provider."""
+
+    @pytest.fixture(autouse=True)
+    def _tushare_server(self, tushare, settings, tmp_path):
+        self.server = tushare
+        self.settings_fixture = settings
+        self.tmp = tmp_path

@@ -1,18 +1,13 @@
 from datetime import date
 
-import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
 from signals.models import PriceBar, Signal, SignalRun
-from tests.base import BaseTestCase, run_command
+from tests.base import TushareTestCase, run_command
 
 
-class AdminTestCase(BaseTestCase):
-    @pytest.fixture(autouse=True)
-    def _server(self, tushare):
-        self.server = tushare
-
+class AdminTestCase(TushareTestCase):
     def setUp(self):
         super().setUp()
         self.admin = User.objects.create_superuser("admin", "admin@example.com", "password")

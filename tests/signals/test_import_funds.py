@@ -1,18 +1,12 @@
 from datetime import date
 
-import pytest
 from django.core.management.base import CommandError
 
 from signals.models import Fund, FundListItem
-from tests.base import BaseTestCase, make_list, run_command
+from tests.base import TushareTestCase, make_list, run_command
 
 
-class ImportFundsTestCase(BaseTestCase):
-    @pytest.fixture(autouse=True)
-    def _server(self, tushare, tmp_path):
-        self.server = tushare
-        self.tmp = tmp_path
-
+class ImportFundsTestCase(TushareTestCase):
     def write(self, text: str):
         path = self.tmp / "funds.csv"
         path.write_text(text, encoding="utf-8")

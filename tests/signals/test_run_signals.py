@@ -1,11 +1,10 @@
 from datetime import date
 
-import pytest
 from django.core import mail
 from django.core.management.base import CommandError
 
 from signals.models import PriceBar, Signal, SignalRun
-from tests.base import BaseTestCase, make_fund, run_command
+from tests.base import TushareTestCase, make_fund, run_command
 from tests.tushare_server import Fault
 
 COMPARED = ["state", "stale", "bar_date", "close", "qfq_close", "short_ma", "long_ma", "since",
@@ -23,12 +22,7 @@ def snapshot(**filters) -> dict:
     }
 
 
-class RunSignalsTestCase(BaseTestCase):
-    @pytest.fixture(autouse=True)
-    def _server(self, tushare, settings):
-        self.server = tushare
-        self.settings_fixture = settings
-
+class RunSignalsTestCase(TushareTestCase):
     def test_it_computes_stores_and_prints_signals_grouped_by_list(self):
         out = run_command("run_signals", date="2023-06-08")
         self.assertEqual(Signal.objects.filter(run_date=date(2023, 6, 8)).count(), 3)
@@ -191,12 +185,7 @@ class RunSignalsTestCase(BaseTestCase):
         return list(calendar[calendar["is_open"]].itertuples())
 
 
-class RunSignalsErrorsTestCase(BaseTestCase):
-    @pytest.fixture(autouse=True)
-    def _server(self, tushare, settings):
-        self.server = tushare
-        self.settings_fixture = settings
-
+class RunSignalsErrorsTestCase(TushareTestCase):
     def test_a_bad_date_is_one_clear_line(self):
         with self.assertRaisesMessage(CommandError, "bad date '2023-13-01': use YYYY-MM-DD"):
             run_command("run_signals", date="2023-13-01")
