@@ -19,6 +19,7 @@ install: $(BIN)/activate
 ## run: set up, load the bundled sample on first use, and serve on http://127.0.0.1:8000
 run: install
 	DEBUG=$${DEBUG:-1} $(MANAGE) migrate --noinput
+	DEBUG=$${DEBUG:-1} $(MANAGE) createcachetable
 	DEBUG=$${DEBUG:-1} $(MANAGE) load_sample
 	DEBUG=$${DEBUG:-1} $(MANAGE) runserver $(HOST):$(PORT)
 

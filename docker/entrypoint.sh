@@ -2,6 +2,7 @@
 # Start the web server (default) or the scheduler; migrations run first.
 set -e
 python manage.py migrate --noinput
+python manage.py createcachetable
 case "${1:-web}" in
   web)
     exec gunicorn invest_alchemy.wsgi:application \

@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "anymail",
+    "django_ratelimit",
     "signals",
     "subscriptions",
 ]
@@ -99,11 +101,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",
 ]
 
 ROOT_URLCONF = "invest_alchemy.urls"
@@ -137,6 +141,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.getenv("TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
@@ -149,10 +155,79 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Shared by every process, so rate limits hold across gunicorn workers: Redis
+# when REDIS_URL is set, else a table in the database (`manage.py createcachetable`).
+REDIS_URL = os.getenv("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "invest_alchemy_cache",
+        }
+    )
+}
+if not REDIS_URL:
+    # django-ratelimit wants atomic increments, which the database cache lacks:
+    # two requests at the same instant may count once. For a subscription form
+    # that is harmless; set REDIS_URL for exact counts.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- Email ------------------------------------------------------------------
+# Absolute links in emails start with this.
+SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 ADMINS = [("Admin", a.strip()) for a in os.getenv("ADMINS", "").split(",") if a.strip()]
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Invest Alchemy <signals@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# ANYMAIL_PROVIDER (e.g. "mailgun", "amazon_ses", "postmark") picks an anymail
+# backend; its keys come from ANYMAIL_* variables (ANYMAIL_MAILGUN_API_KEY=… becomes
+# ANYMAIL["MAILGUN_API_KEY"]). Otherwise EMAIL_URL picks a Django backend, as
+# django-environ reads it: smtp://user:pass@host:587, smtp+tls://…, consolemail://,
+# filemail:///path. With neither, emails are written to files in var/mail/.
+ANYMAIL_PROVIDER = os.getenv("ANYMAIL_PROVIDER", "").strip().lower()
+ANYMAIL: dict[str, str] = {}
+for _key in os.environ:
+    if _key.startswith("ANYMAIL_") and _key != "ANYMAIL_PROVIDER":
+        _name = _key.removeprefix("ANYMAIL_").removesuffix("_FILE")
+        ANYMAIL[_name] = envsecret(f"ANYMAIL_{_name}")
+EMAIL_URL = os.getenv("EMAIL_URL", "")
+if ANYMAIL_PROVIDER:
+    if not ANYMAIL_PROVIDER.replace("_", "").isalnum():
+        raise ImproperlyConfigured(f"ANYMAIL_PROVIDER {ANYMAIL_PROVIDER!r} is not a provider name")
+    EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_PROVIDER}.EmailBackend"
+elif EMAIL_URL:
+    try:
+        _email = environ.Env.email_url_config(EMAIL_URL)
+    except Exception as e:  # django-environ raises several kinds for a bad URL
+        raise ImproperlyConfigured(f"EMAIL_URL is not an email URL: {e}") from None
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+    EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(BASE_DIR / "var" / "mail")
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30, minimum=1)
+
+# --- Subscriptions ------------------------------------------------------------
+SUBSCRIBE_CONFIRM_DAYS = envint("SUBSCRIBE_CONFIRM_DAYS", 3, minimum=1)
+SUBSCRIBE_CONFIRMATIONS_PER_DAY = envint("SUBSCRIBE_CONFIRMATIONS_PER_DAY", 3, minimum=1)
+SUBSCRIBE_RATE_PER_IP = os.getenv("SUBSCRIBE_RATE_PER_IP", "20/h")
+# A confirm page opened this long after the email was sent confirms by itself
+# (people are slow; link scanners open links within seconds).
+SUBSCRIBE_AUTOCONFIRM_AFTER = envint("SUBSCRIBE_AUTOCONFIRM_AFTER", 120)
+RATELIMIT_VIEW = "subscriptions.views.rate_limited"
+DIGEST_BATCH_SIZE = envint("DIGEST_BATCH_SIZE", 200, minimum=1)
+# Messages per second at most; 0 means as fast as the provider takes them.
+DIGEST_SEND_RATE = envfloat("DIGEST_SEND_RATE", 0)
+DIGEST_MAX_ATTEMPTS = envint("DIGEST_MAX_ATTEMPTS", 5, minimum=1)
+DIGEST_RETRY_SECONDS = envint("DIGEST_RETRY_SECONDS", 300)
 
 # --- Prices and signals -----------------------------------------------------
 # Which price provider to use: "auto" takes PRICE_CSV_DIR if set, else Tushare

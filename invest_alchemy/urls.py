@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from subscriptions import webhooks
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("anymail/", include((webhooks.urlpatterns(), "anymail"))),
+    path("", include("subscriptions.urls")),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -50,6 +51,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Compute and print, keep nothing."
         )
+        parser.add_argument(
+            "--send", action="store_true", help="Send the digest after a successful run."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = options["verbosity"]
@@ -76,6 +80,11 @@ class Command(BaseCommand):
         assert run is not None
         if run.status == SignalRun.Status.FAILED:
             raise CommandError(f"run for {run.run_date} failed: {run.message}")
+        if options["send"] and not outcome.dry_run:
+            call_command(
+                "send_digest", date=run.run_date.isoformat(), stdout=self.stdout._out,
+                stderr=self.stderr._out, verbosity=verbosity,
+            )  # fmt: skip
 
     def _progress(self, total: int, desc: str) -> tqdm[Any]:
         return tqdm(total=total, desc=desc, unit="fund", file=self.stderr._out, mininterval=0.5)

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from subscriptions import emails
+from subscriptions.models import Delivery, Digest, Subscriber
+from subscriptions.services import digest_send
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["email", "status", "language", "actionable_only", "created", "confirmed_at"]
+    list_filter = ["status", "language", "fund_lists", "actionable_only"]
+    search_fields = ["email"]
+    readonly_fields = [
+        "created", "confirmation_sent_at", "confirmed_at", "unsubscribed_at", "suppressed_at",
+        "status_changed_at",
+    ]  # fmt: skip
+    actions = ["export_csv", "resend_latest_digest"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        counts = dict(
+            Subscriber.objects.values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        extra = {"subtitle": ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
+
+    @admin.action(description="Export the selected subscribers as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "email",
+                "status",
+                "language",
+                "fund_lists",
+                "actionable_only",
+                "created",
+                "confirmed_at",
+            ]
+        )
+        for s in queryset.prefetch_related("fund_lists").order_by("id"):
+            lists = " ".join(fl.slug for fl in s.fund_lists.all()) or "all"
+            writer.writerow(
+                [s.email, s.status, s.language, lists, s.actionable_only, s.created.isoformat(),
+                 s.confirmed_at.isoformat() if s.confirmed_at else ""]
+            )  # fmt: skip
+        return response
+
+    @admin.action(description="Resend the latest digest to the selected subscribers")
+    def resend_latest_digest(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        digest = Digest.objects.first()
+        if digest is None:
+            self.message_user(request, "There is no digest yet.", messages.WARNING)
+            return
+        confirmed = queryset.filter(status=Subscriber.Status.CONFIRMED)
+        for subscriber in confirmed:
+            Delivery.objects.update_or_create(
+                digest=digest,
+                subscriber=subscriber,
+                defaults={"status": Delivery.Status.PENDING, "next_attempt_at": timezone.now()},
+            )
+        report = digest_send(digest=digest)
+        skipped = queryset.count() - confirmed.count()
+        self.message_user(
+            request,
+            f"Digest {digest.run_date}: {report.sent} sent, {report.retry} to retry, "
+            f"{report.failed} failed ({skipped} not confirmed, skipped).",
+        )
+
+
+@admin.register(Digest)
+class DigestAdmin(admin.ModelAdmin):
+    list_display = ["run_date", "created", "pending", "sending", "sent", "failed"]
+    exclude = ["parts"]
+    readonly_fields = ["run_date", "run", "created"]
+    actions = ["send_test_to_me"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Digest]:
+        counts = {
+            status: Count("deliveries", filter=Q(deliveries__status=status))
+            for status in Delivery.Status.values
+        }
+        return super().get_queryset(request).annotate(**counts)
+
+    @admin.display(ordering="pending")
+    def pending(self, obj: Digest) -> int:
+        return obj.pending  # type: ignore[attr-defined]
+
+    @admin.display(ordering="sending")
+    def sending(self, obj: Digest) -> int:
+        return obj.sending  # type: ignore[attr-defined]
+
+    @admin.display(ordering="sent")
+    def sent(self, obj: Digest) -> int:
+        return obj.sent  # type: ignore[attr-defined]
+
+    @admin.display(ordering="failed")
+    def failed(self, obj: Digest) -> int:
+        return obj.failed  # type: ignore[attr-defined]
+
+    @admin.action(description="Send a test copy of the digest to me")
+    def send_test_to_me(self, request: HttpRequest, queryset: QuerySet[Digest]) -> None:
+        address = getattr(request.user, "email", "")
+        if not address:
+            self.message_user(request, "Your admin user has no email address.", messages.ERROR)
+            return
+        for digest in queryset:
+            personal = emails.Personal(
+                language="en", list_ids=(), unsubscribe_url="#", preferences_url="#"
+            )
+            emails.daily_digest(digest.parts, address, personal).send()
+        self.message_user(request, f"Sent {queryset.count()} test digest(s) to {address}.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["digest", "subscriber", "status", "attempts", "sent_at", "last_error"]
+    list_filter = ["status", "digest"]
+    search_fields = ["subscriber__email"]
+    list_select_related = ["digest", "subscriber"]
+    actions = ["resend"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Send these deliveries again")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        digests = {d.digest for d in queryset.select_related("digest")}
+        queryset.update(status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
+        sent = sum(digest_send(digest=digest).sent for digest in digests)
+        self.message_user(request, f"{sent} sent.")

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from django import forms
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+
+from signals.models import FundList
+from subscriptions.models import LANGUAGES
+
+
+class EmailAddressField(forms.CharField):
+    """An address as a mail server would take it, or a clear form error."""
+
+    default_error_messages = {
+        "invalid": _("Enter a valid email address."),
+        "control": _("An email address cannot contain line breaks or control characters."),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=254, strip=True, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        value = super().to_python(value)
+        if any(unicodedata.category(c).startswith("C") for c in value):
+            raise forms.ValidationError(self.error_messages["control"], code="control")
+        return value
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if value:
+            validate_email(value)
+
+
+class PreferencesForm(forms.Form):
+    fund_lists = forms.ModelMultipleChoiceField(
+        FundList.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Fund lists"),
+        help_text=_("None ticked means every list."),
+    )
+    actionable_only = forms.BooleanField(
+        required=False, label=_("Only email me on days with a BUY or SELL in my lists")
+    )
+    language = forms.ChoiceField(choices=LANGUAGES, label=_("Language"))
+
+
+class SubscribeForm(PreferencesForm):
+    email = EmailAddressField(label=_("Email address"))
+    # A field people never see; bots fill every field they find.
+    website = forms.CharField(required=False, label=_("Leave this empty"))
+
+    field_order = ["email", "fund_lists", "actionable_only", "language", "website"]
+
+    def is_bot(self) -> bool:
+        return bool(self.cleaned_data.get("website"))

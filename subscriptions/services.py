@@ -1,0 +1,308 @@
+"""Subscribing, confirming, leaving, and sending each run's digest exactly once."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core import mail
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from signals.models import FundList, SignalRun
+from signals.services import signals_by_list
+from subscriptions import emails
+from subscriptions.models import Delivery, Digest, Subscriber
+
+logger = logging.getLogger(__name__)
+
+
+class DigestError(Exception):
+    """No digest can be made for that date; the message says why."""
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def subscriber_subscribe(
+    *, email: str, language: str, fund_lists: Sequence[FundList] = (), actionable_only: bool = False
+) -> bool:
+    """Start (or restart) double opt-in for an address; True if an email went out.
+
+    The caller shows the same page whatever happened, so nobody can learn
+    whether an address is subscribed. A confirmed address is left alone; a
+    bounced or complained one is never mailed again.
+    """
+    email = normalise_email(email)
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
+        if subscriber is None:
+            subscriber = Subscriber.objects.create(email=email, language=language)
+        elif subscriber.is_suppressed or subscriber.status == Subscriber.Status.CONFIRMED:
+            return False
+        if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+            subscriber.set_status(Subscriber.Status.PENDING)
+        subscriber.language = language
+        subscriber.actionable_only = actionable_only
+        subscriber.confirmation_sent_at = timezone.now()
+        subscriber.save()
+        subscriber.fund_lists.set(fund_lists)
+    emails.confirm_subscription(subscriber)
+    return True
+
+
+def subscriber_confirm(*, subscriber: Subscriber) -> None:
+    if subscriber.status == Subscriber.Status.PENDING:
+        subscriber.set_status(Subscriber.Status.CONFIRMED)
+        subscriber.save()
+
+
+def subscriber_unsubscribe(*, subscriber: Subscriber) -> None:
+    """Idempotent; a bounced or complained address keeps that status."""
+    if subscriber.status in (Subscriber.Status.PENDING, Subscriber.Status.CONFIRMED):
+        subscriber.set_status(Subscriber.Status.UNSUBSCRIBED)
+        subscriber.save()
+    Delivery.objects.filter(subscriber=subscriber, status=Delivery.Status.PENDING).delete()
+
+
+def subscriber_suppress(*, email: str, status: str) -> int:
+    """A provider reported a bounce, complaint or unsubscribe: stop for good."""
+    suppressed = 0
+    for subscriber in Subscriber.objects.filter(email=normalise_email(email)):
+        if subscriber.is_suppressed and status == Subscriber.Status.UNSUBSCRIBED:
+            continue
+        subscriber.set_status(status)
+        subscriber.save()
+        Delivery.objects.filter(subscriber=subscriber, status=Delivery.Status.PENDING).delete()
+        suppressed += 1
+    return suppressed
+
+
+def subscriber_delete(*, subscriber: Subscriber) -> None:
+    subscriber.delete()
+
+
+# --- digests --------------------------------------------------------------------
+
+
+def digest_prepare(*, run_date: date) -> Digest:
+    """Render the digest of a date once and write a delivery row per recipient.
+
+    Needs a successful signal run for the date. Running it again adds rows
+    only for subscribers confirmed since; nobody gets a second row.
+    """
+    run = (
+        SignalRun.objects.filter(run_date=run_date, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .first()
+    )
+    if run is None:
+        raise DigestError(f"no signal run for {run_date}: run run_signals first")
+    if run.status != SignalRun.Status.SUCCESS:
+        raise DigestError(f"the last signal run for {run_date} failed: no digest is sent")
+    digest = Digest.objects.filter(run_date=run_date).first()
+    if digest is None:
+        groups = signals_by_list(run_date)
+        stale = sum(s.stale for _fl, signals in groups for s in signals)
+        parts = emails.render_digest(run_date, groups, stale=stale)
+        digest, _ = Digest.objects.get_or_create(
+            run_date=run_date, defaults={"run": run, "parts": parts}
+        )
+    _write_ledger(digest)
+    return digest
+
+
+def _write_ledger(digest: Digest) -> None:
+    recipients = Subscriber.objects.filter(status=Subscriber.Status.CONFIRMED)
+    recipients = recipients.exclude(deliveries__digest=digest).prefetch_related("fund_lists")
+    rows = []
+    for subscriber in recipients.iterator(chunk_size=2000):
+        keys = emails.digest_lists(digest.parts, [fl.pk for fl in subscriber.fund_lists.all()])
+        if not keys:
+            continue
+        if subscriber.actionable_only and sum(emails.digest_counts(digest.parts, keys)) == 0:
+            continue
+        rows.append(Delivery(digest=digest, subscriber=subscriber))
+        if len(rows) >= 2000:
+            Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+            rows = []
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def digest_send(
+    *,
+    digest: Digest,
+    batch_size: int | None = None,
+    rate: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendReport:
+    """Send every due delivery of a digest, batch by batch, recording each result.
+
+    Rows are claimed before sending and their results written after each
+    batch, also when the batch is interrupted, so a re-run sends everyone who
+    is left exactly once. Temporary failures go back in the queue for later.
+    """
+    batch_size = batch_size or settings.DIGEST_BATCH_SIZE
+    rate = settings.DIGEST_SEND_RATE if rate is None else rate
+    report = SendReport()
+    started, count = time.monotonic(), 0
+    while batch := _claim(digest, batch_size):
+        report.batches += 1
+        connection = mail.get_connection()
+        outcome = _BatchOutcome()
+        try:
+            connection.open()
+            for delivery in batch:
+                _send_one(connection, digest, delivery, outcome)
+                count += 1
+                if rate:
+                    ahead = count / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        sleep(ahead)
+        finally:
+            connection.close()
+            _record(batch, outcome, report)
+    return report
+
+
+@dataclass
+class _BatchOutcome:
+    sent: dict[int, str] = field(default_factory=dict)  # delivery id -> message id
+    retry: dict[int, str] = field(default_factory=dict)  # delivery id -> error
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def _claim(digest: Digest, size: int) -> list[Delivery]:
+    """Take up to `size` due rows; the status check makes each claim exclusive."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Delivery.objects.filter(
+            digest=digest, status=Delivery.Status.PENDING, next_attempt_at__lte=now
+        ).order_by("id")
+        ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:size])
+        if not ids:
+            return []
+        Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.SENDING, claimed_at=now
+        )
+    rows = Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING, claimed_at=now)
+    return list(rows.select_related("subscriber").prefetch_related("subscriber__fund_lists"))
+
+
+def _send_one(
+    connection: object, digest: Digest, delivery: Delivery, outcome: _BatchOutcome
+) -> None:
+    subscriber = delivery.subscriber
+    personal = emails.Personal(
+        language=subscriber.language,
+        list_ids=tuple(fl.pk for fl in subscriber.fund_lists.all()),
+        unsubscribe_url=subscriber.unsubscribe_url(),
+        preferences_url=subscriber.preferences_url(),
+    )
+    message = emails.daily_digest(digest.parts, subscriber.email, personal)
+    message.connection = connection  # type: ignore[assignment]
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError, AnymailError) as e:
+        if is_temporary(e):
+            outcome.retry[delivery.pk] = describe(e)
+        else:
+            outcome.failed[delivery.pk] = describe(e)
+        return
+    status = getattr(message, "anymail_status", None)
+    outcome.sent[delivery.pk] = str(getattr(status, "message_id", "") or "")[:200]
+
+
+def _record(batch: Sequence[Delivery], outcome: _BatchOutcome, report: SendReport) -> None:
+    """Write the batch's results in one statement; unsent rows go back to pending."""
+    now = timezone.now()
+    retry_at = now + timedelta(seconds=settings.DIGEST_RETRY_SECONDS)
+    for delivery in batch:
+        if delivery.pk in outcome.sent:
+            delivery.status, delivery.sent_at = Delivery.Status.SENT, now
+            delivery.message_id = outcome.sent[delivery.pk]
+            delivery.attempts += 1
+            report.sent += 1
+        elif delivery.pk in outcome.retry or delivery.pk in outcome.failed:
+            delivery.attempts += 1
+            error = outcome.retry.get(delivery.pk) or outcome.failed[delivery.pk]
+            delivery.last_error = error
+            gave_up = (
+                delivery.pk in outcome.failed or delivery.attempts >= settings.DIGEST_MAX_ATTEMPTS
+            )
+            delivery.status = Delivery.Status.FAILED if gave_up else Delivery.Status.PENDING
+            delivery.next_attempt_at = retry_at
+            report.failed += gave_up
+            report.retry += not gave_up
+            report.errors.append(f"{delivery.subscriber.email}: {error}")
+        else:  # never handed over: the batch was interrupted before it
+            delivery.status = Delivery.Status.PENDING
+        delivery.claimed_at = None
+    Delivery.objects.bulk_update(
+        batch,
+        [
+            "status",
+            "sent_at",
+            "message_id",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+            "claimed_at",
+        ],
+    )
+
+
+def is_temporary(error: Exception) -> bool:
+    """Throttling and outages are retried; a refused address is not."""
+    if isinstance(error, AnymailRecipientsRefused):
+        return False
+    if isinstance(error, AnymailAPIError):
+        status = getattr(error, "status_code", None)
+        return status is None or status == 429 or status >= 500
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in error.recipients.values()]
+        return all(400 <= code < 500 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    return True  # disconnected, timed out, connection refused: try later
+
+
+def describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def delivery_counts(digest: Digest) -> dict[str, int]:
+    rows = digest.deliveries.values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
+
+
+def digest_for_date(run_date: date | None) -> date:
+    """The date to send: the given one, or the latest successful run's."""
+    if run_date is not None:
+        return run_date
+    latest = (
+        SignalRun.objects.filter(status=SignalRun.Status.SUCCESS)
+        .order_by("-run_date")
+        .values_list("run_date", flat=True)
+        .first()
+    )
+    if latest is None:
+        raise DigestError("no successful signal run yet: run run_signals first")
+    return latest

@@ -1,0 +1,69 @@
+"""Provider tracking webhooks: bounces, complaints and unsubscribes stop mail for good.
+
+django-anymail authenticates and parses each provider's payload (basic auth
+with ANYMAIL["WEBHOOK_SECRET"], plus the provider's signature where it has
+one) and sends its normalised `tracking` signal, which lands here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from anymail import urls as anymail_urls
+from anymail.signals import AnymailTrackingEvent, tracking
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import URLPattern
+
+from subscriptions.models import Subscriber
+from subscriptions.services import subscriber_suppress
+
+logger = logging.getLogger(__name__)
+
+SUPPRESSING_EVENTS = {
+    "bounced": Subscriber.Status.BOUNCED,
+    "complained": Subscriber.Status.COMPLAINED,
+    "unsubscribed": Subscriber.Status.UNSUBSCRIBED,
+}
+
+
+@receiver(tracking)
+def suppress_on_tracking(
+    sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any
+) -> None:
+    status = SUPPRESSING_EVENTS.get(event.event_type)
+    if status and event.recipient:
+        count = subscriber_suppress(email=event.recipient, status=status)
+        logger.info(
+            "%s webhook: %s for %s (%d subscriber)",
+            esp_name,
+            event.event_type,
+            event.recipient,
+            count,
+        )
+
+
+def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A payload the provider's parser chokes on is a 400, logged, never a 500."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            logger.warning("rejected webhook %s: %s: %s", request.path, type(e).__name__, e)
+            return HttpResponseBadRequest("Malformed webhook payload")
+
+    return wrapper
+
+
+def urlpatterns() -> list[URLPattern]:
+    """anymail's webhook URLs, each view guarded."""
+    return [
+        URLPattern(p.pattern, guard(p.callback), p.default_args, p.name)
+        for p in anymail_urls.urlpatterns
+        if isinstance(p, URLPattern)
+    ]
