@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from django.conf import settings as django_settings
 
+from tests.smtp_server import SmtpSink
 from tests.tushare_server import TushareServer
 
 SAMPLE = Path(django_settings.SAMPLE_DATA_DIR)
@@ -35,3 +36,14 @@ def tushare(sample_tables: dict[str, pd.DataFrame], settings) -> Iterator[Tushar
         settings.TUSHARE_RATE_LIMIT_WAIT = 0
         settings.TUSHARE_TIMEOUT = 5
         yield server
+
+
+@pytest.fixture
+def smtp(settings) -> Iterator[SmtpSink]:
+    """A loopback SMTP server, and settings that send email to it."""
+    with SmtpSink() as sink:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = sink.host, sink.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        yield sink

@@ -1,0 +1,237 @@
+from datetime import date, timedelta
+
+import pytest
+import time_machine
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.core import mail
+from django.core.mail.backends import locmem
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from signals.models import Signal, SignalRun
+from subscriptions.models import Delivery, Digest, Subscriber
+from subscriptions.services import (
+    DigestError,
+    digest_prepare,
+    digest_send,
+    is_temporary,
+)
+from tests.base import TushareTestCase, run_command
+
+RUN_DATE = date(2023, 6, 8)
+
+
+def make_subscriber(email: str, *, lists=(), **fields) -> Subscriber:
+    subscriber = Subscriber.objects.create(
+        email=email, status=Subscriber.Status.CONFIRMED, **fields
+    )
+    subscriber.fund_lists.set(lists)
+    return subscriber
+
+
+def received(address: str) -> list:
+    return [m for m in mail.outbox if m.to == [address]]
+
+
+class CrashAfter(locmem.EmailBackend):
+    """Hands over `limit` messages, then the process 'dies' on the next one."""
+
+    limit: int | None = None
+    handed_over = 0
+
+    def send_messages(self, messages):
+        if CrashAfter.limit is not None and CrashAfter.handed_over >= CrashAfter.limit:
+            raise RuntimeError("worker killed")
+        CrashAfter.handed_over += len(messages)
+        return super().send_messages(messages)
+
+
+class DigestTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+
+    def test_it_sends_each_subscriber_only_their_lists(self):
+        make_subscriber("all@example.com")
+        make_subscriber("other@example.com", lists=[self.other])
+        Signal.objects.filter(fund=self.csi1000).update(state="BUY")
+        digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        [everything] = received("all@example.com")
+        [other] = received("other@example.com")
+        self.assertEqual(everything.subject, "ETF signals 2023-06-08: 1 BUY, 0 SELL")
+        self.assertIn("Long ETF", everything.body)
+        self.assertIn("Other ETF", everything.body)
+        self.assertNotIn("Long ETF", other.body)
+        self.assertIn("中证1000ETF (512100.SH) BUY — close", other.body)
+        html, mimetype = other.alternatives[0]
+        self.assertEqual(mimetype, "text/html")
+        self.assertIn("<h2", html)
+        self.assertNotIn("Long ETF", html)
+        self.assertEqual(other.extra_headers["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click")
+        subscriber = Subscriber.objects.get(email="other@example.com")
+        self.assertEqual(
+            other.extra_headers["List-Unsubscribe"], f"<{subscriber.unsubscribe_url()}>"
+        )
+        self.assertIn(subscriber.preferences_url(), other.body)
+
+    def test_buy_sell_only_subscribers_get_nothing_on_a_quiet_day(self):
+        make_subscriber("quiet@example.com", lists=[self.long], actionable_only=True)
+        make_subscriber("busy@example.com", lists=[self.other], actionable_only=True)
+        Signal.objects.filter(fund=self.csi1000).update(state="SELL")
+        digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual(received("quiet@example.com"), [])
+        self.assertTrue(received("busy@example.com")[0].subject.endswith(": 0 BUY, 1 SELL"))
+
+    def test_only_confirmed_subscribers_receive_it(self):
+        for status in Subscriber.Status.values:
+            Subscriber.objects.create(email=f"{status}@example.com", status=status)
+        digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual([m.to for m in mail.outbox], [["confirmed@example.com"]])
+
+    def test_preparing_twice_adds_only_new_subscribers(self):
+        make_subscriber("first@example.com")
+        digest = digest_prepare(run_date=RUN_DATE)
+        digest_send(digest=digest)
+        make_subscriber("later@example.com")
+        self.assertEqual(digest_prepare(run_date=RUN_DATE).pk, digest.pk)
+        digest_send(digest=digest)
+        digest_send(digest=digest)
+        self.assertEqual(len(received("first@example.com")), 1)
+        self.assertEqual(len(received("later@example.com")), 1)
+        self.assertEqual(Delivery.objects.filter(status=Delivery.Status.SENT).count(), 2)
+
+    def test_a_failed_run_sends_no_digest(self):
+        make_subscriber("a@example.com")
+        SignalRun.objects.update(status=SignalRun.Status.FAILED)
+        with self.assertRaisesMessage(DigestError, "failed: no digest is sent"):
+            digest_prepare(run_date=RUN_DATE)
+        with self.assertRaisesMessage(CommandError, "failed: no digest is sent"):
+            run_command("send_digest", date="2023-06-08")
+        self.assertFalse(Digest.objects.exists())
+        self.assertEqual(mail.outbox, [])
+
+    def test_send_digest_command_and_run_signals_send(self):
+        make_subscriber("a@example.com")
+        out = run_command("send_digest")
+        self.assertIn("Digest 2023-06-08: 1 sent now, 0 to retry, 0 failed; in all 1 sent.", out)
+        self.assertIn("0 sent now", run_command("send_digest", date="2023-06-08"))
+        out = run_command("run_signals", date="2023-06-07", send=True)
+        self.assertIn("Digest 2023-06-07: 1 sent now", out)
+        with self.assertRaisesMessage(CommandError, "bad date"):
+            run_command("send_digest", date="yesterday")
+        with self.assertRaisesMessage(CommandError, "no signal run for 2023-06-06"):
+            run_command("send_digest", date="2023-06-06")
+
+    def test_queries_per_batch_do_not_grow_with_subscribers(self):
+        def queries_for(count: int) -> int:
+            Delivery.objects.all().delete()
+            Digest.objects.all().delete()
+            Subscriber.objects.all().delete()
+            for n in range(count):
+                make_subscriber(f"s{n}@example.com", lists=[self.long, self.other])
+            digest = digest_prepare(run_date=RUN_DATE)
+            with CaptureQueriesContext(connection) as queries:
+                report = digest_send(digest=digest, batch_size=50)
+            self.assertEqual((report.sent, report.batches), (count, 1))
+            return len(queries)
+
+        self.assertEqual(queries_for(3), queries_for(30))
+
+    def test_the_send_rate_is_kept(self):
+        for n in range(5):
+            make_subscriber(f"s{n}@example.com")
+        waits = []
+        digest_send(digest=digest_prepare(run_date=RUN_DATE), rate=2, sleep=waits.append)
+        self.assertEqual(len(waits), 5)
+        self.assertGreater(sum(waits), 2.0)  # 5 messages at 2/s take at least 2.5 s
+
+
+class ExactlyOnceTestCase(TushareTestCase):
+    """A crash after k of n hand-overs, then a re-run: everyone gets one copy."""
+
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+        self.addresses = [f"reader{n}@example.com" for n in range(7)]
+        for address in self.addresses:
+            make_subscriber(address)
+        CrashAfter.handed_over = 0
+
+    def crash_then_resume(self, k: int) -> None:
+        digest = digest_prepare(run_date=RUN_DATE)
+        CrashAfter.limit = k
+        with self.settings(EMAIL_BACKEND="tests.subscriptions.test_digest.CrashAfter"):
+            with pytest.raises(RuntimeError, match="worker killed"):
+                digest_send(digest=digest, batch_size=3)
+            self.assertEqual(len(mail.outbox), k)
+            self.assertEqual(Delivery.objects.filter(status=Delivery.Status.SENT).count(), k)
+            self.assertFalse(Delivery.objects.filter(status=Delivery.Status.SENDING).exists())
+            CrashAfter.limit = None
+            digest_send(digest=digest_prepare(run_date=RUN_DATE), batch_size=3)
+            digest_send(digest=digest, batch_size=3)  # a third run finds nothing to do
+
+    def test_it_resumes_after_a_crash_at_the_start_middle_and_end(self):
+        for k in (0, 4, 6):
+            with self.subTest(k=k):
+                mail.outbox = []
+                Delivery.objects.all().delete()
+                CrashAfter.handed_over = 0
+                self.crash_then_resume(k)
+                for address in self.addresses:
+                    self.assertEqual(len(received(address)), 1, address)
+                self.assertEqual(
+                    Delivery.objects.filter(status=Delivery.Status.SENT).count(),
+                    len(self.addresses),
+                )
+
+
+class TemporaryFailureTestCase(TushareTestCase):
+    @pytest.fixture(autouse=True)
+    def _smtp(self, smtp):
+        self.smtp = smtp
+
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+        make_subscriber("a@example.com")
+        make_subscriber("b@example.com")
+        make_subscriber("c@example.com")
+
+    def test_throttling_is_retried_later_never_counted_sent(self):
+        self.smtp.reply_next("450 4.2.1 Mailbox busy, try later")
+        digest = digest_prepare(run_date=RUN_DATE)
+        report = digest_send(digest=digest)
+        self.assertEqual((report.sent, report.retry, report.failed), (2, 1, 0))
+        [waiting] = Delivery.objects.filter(status=Delivery.Status.PENDING)
+        self.assertEqual(waiting.attempts, 1)
+        self.assertIn("450", waiting.last_error)
+        self.assertEqual(digest_send(digest=digest).sent, 0)  # not due yet
+        with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+            self.assertEqual(digest_send(digest=digest).sent, 1)
+        self.assertEqual(self.smtp.count, 3)
+        self.assertEqual(sorted(str(m["To"]) for m in self.smtp.messages), [
+            "a@example.com", "b@example.com", "c@example.com",
+        ])  # fmt: skip
+
+    def test_a_refused_address_fails_for_good(self):
+        self.smtp.reply_next("550 5.1.1 No such user")
+        report = digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual((report.sent, report.retry, report.failed), (2, 0, 1))
+        self.assertEqual(Delivery.objects.get(status=Delivery.Status.FAILED).attempts, 1)
+
+    def test_it_gives_up_after_the_last_attempt(self):
+        digest = digest_prepare(run_date=RUN_DATE)
+        with self.settings(DIGEST_MAX_ATTEMPTS=2, DIGEST_RETRY_SECONDS=0):
+            self.smtp.reply_next("451 4.3.0 Temporary failure", times=2)
+            digest_send(digest=digest, batch_size=1)
+        self.assertEqual(Delivery.objects.filter(status=Delivery.Status.SENT).count(), 2)
+        self.assertEqual(Delivery.objects.get(status=Delivery.Status.FAILED).attempts, 2)
+
+    def test_it_tells_temporary_from_permanent_provider_errors(self):
+        self.assertTrue(is_temporary(AnymailAPIError("throttled", status_code=429)))
+        self.assertTrue(is_temporary(AnymailAPIError("outage", status_code=503)))
+        self.assertFalse(is_temporary(AnymailAPIError("bad request", status_code=400)))
+        self.assertFalse(is_temporary(AnymailRecipientsRefused("refused")))
+        self.assertTrue(is_temporary(ConnectionRefusedError()))
