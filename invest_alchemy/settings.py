@@ -228,6 +228,10 @@ DIGEST_BATCH_SIZE = envint("DIGEST_BATCH_SIZE", 200, minimum=1)
 DIGEST_SEND_RATE = envfloat("DIGEST_SEND_RATE", 0)
 DIGEST_MAX_ATTEMPTS = envint("DIGEST_MAX_ATTEMPTS", 5, minimum=1)
 DIGEST_RETRY_SECONDS = envint("DIGEST_RETRY_SECONDS", 300)
+# How the anymail provider writes an inline merge field, e.g. "%recipient.{}%";
+# set it to batch-send with a provider this project does not know. Mailgun and
+# SparkPost are known; others get one message per subscriber.
+DIGEST_MERGE_FIELD_FORMAT = os.getenv("DIGEST_MERGE_FIELD_FORMAT", "")
 
 # --- Prices and signals -----------------------------------------------------
 # Which price provider to use: "auto" takes PRICE_CSV_DIR if set, else Tushare

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -119,31 +120,60 @@ def digest_counts(parts: Mapping[str, Any], keys: Sequence[str]) -> tuple[int, i
 
 def daily_digest(parts: Mapping[str, Any], to: str, personal: Personal) -> EmailMultiAlternatives:
     """One subscriber's digest, assembled from the parts rendered once."""
+    links = {
+        "unsubscribe_url": personal.unsubscribe_url,
+        "preferences_url": personal.preferences_url,
+    }
+    subject, text, html = _assemble(parts, personal, links)
+    return build_message(to, subject, text, html, unsubscribe_headers(personal.unsubscribe_url))
+
+
+def daily_digest_batch(
+    parts: Mapping[str, Any], recipients: Sequence[tuple[str, Personal]], field_format: str
+) -> AnymailMessage:
+    """One provider call for recipients whose digests differ only in their links.
+
+    The links become the provider's merge fields (`field_format`, e.g.
+    "%recipient.{}%" for Mailgun) filled from per-recipient merge data, and
+    List-Unsubscribe goes in per-recipient merge headers.
+    """
+    first = recipients[0][1]
+    fields = {name: field_format.format(name) for name in ("unsubscribe_url", "preferences_url")}
+    subject, text, html = _assemble(parts, first, fields)
+    message = AnymailMessage(subject, text, to=[email for email, _p in recipients])
+    message.attach_alternative(html, "text/html")
+    message.headers = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    message.merge_data = {
+        email: {"unsubscribe_url": p.unsubscribe_url, "preferences_url": p.preferences_url}
+        for email, p in recipients
+    }
+    message.merge_headers = {
+        email: {"List-Unsubscribe": f"<{p.unsubscribe_url}>"} for email, p in recipients
+    }
+    return message
+
+
+def unsubscribe_headers(url: str) -> dict[str, str]:
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def _assemble(
+    parts: Mapping[str, Any], personal: Personal, links: Mapping[str, str]
+) -> tuple[str, str, str]:
     language = personal.language if personal.language in parts else "en"
     rendered = parts[language]
     keys = digest_lists(parts, personal.list_ids)
     buy, sell = digest_counts(parts, keys)
-    values = {
-        "buy": str(buy),
-        "sell": str(sell),
-        "unsubscribe_url": personal.unsubscribe_url,
-        "preferences_url": personal.preferences_url,
-    }
+    values = {"buy": str(buy), "sell": str(sell), **links}
     text_values = {**values, "sections": "".join(rendered["sections"][k]["text"] for k in keys)}
     html_values = {
         **{k: _escape_url(v) for k, v in values.items()},
         "sections": "".join(rendered["sections"][k]["html"] for k in keys),
     }
-    headers = {
-        "List-Unsubscribe": f"<{personal.unsubscribe_url}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-    return build_message(
-        to,
+    return (
         _fill(rendered["subject"], values),
         _fill(rendered["text"], text_values),
         _fill(rendered["html"], html_values),
-        headers,
     )
 
 

@@ -26,16 +26,44 @@ class EmailAddressField(forms.CharField):
         value = super().to_python(value)
         if any(unicodedata.category(c).startswith("C") for c in value):
             raise forms.ValidationError(self.error_messages["control"], code="control")
-        return value
+        # Stored lower-cased; checking the length after lower-casing matters
+        # because some letters grow ("İ" becomes two characters).
+        return value.lower()
 
     def validate(self, value: str) -> None:
         super().validate(value)
         if value:
             validate_email(value)
+            # Django's pattern matches case-insensitively, which lets "ı" and "ſ"
+            # pass as "I" and "S"; mail servers want an ASCII local part.
+            local, _at, domain = value.rpartition("@")
+            if not local.isascii():
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            try:
+                domain.encode("idna")  # what the mail server will be given
+            except UnicodeError:
+                raise forms.ValidationError(
+                    self.error_messages["invalid"], code="invalid"
+                ) from None
+
+
+class FundListsField(forms.ModelMultipleChoiceField):
+    """Fund lists by id; an id no database column can hold is a form error too."""
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit() and len(text) <= 18):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
 
 
 class PreferencesForm(forms.Form):
-    fund_lists = forms.ModelMultipleChoiceField(
+    fund_lists = FundListsField(
         FundList.objects.all(),
         required=False,
         widget=forms.CheckboxSelectMultiple,

@@ -59,6 +59,10 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
     @property
     def is_suppressed(self) -> bool:
         """Bounced or complained: never mailed again, whatever they submit."""
@@ -98,7 +102,7 @@ class Subscriber(models.Model):
     ) -> Subscriber:
         """The subscriber a token was made for; raises BadSignature (or DoesNotExist)."""
         pk = token.split(":", 1)[0]
-        if not pk.isdigit():
+        if not (pk.isascii() and pk.isdigit() and len(pk) <= 18):
             raise signing.BadSignature("malformed token")
         subscriber = cls.objects.get(pk=int(pk))
         value = subscriber._signer(purpose).unsign(token, max_age=max_age)

@@ -76,7 +76,7 @@ def subscriber_unsubscribe(*, subscriber: Subscriber) -> None:
 def subscriber_suppress(*, email: str, status: str) -> int:
     """A provider reported a bounce, complaint or unsubscribe: stop for good."""
     suppressed = 0
-    for subscriber in Subscriber.objects.filter(email=normalise_email(email)):
+    for subscriber in Subscriber.objects.filter(email__iexact=email.strip()):
         if subscriber.is_suppressed and status == Subscriber.Status.UNSUBSCRIBED:
             continue
         subscriber.set_status(status)
@@ -163,15 +163,20 @@ def digest_send(
     rate = settings.DIGEST_SEND_RATE if rate is None else rate
     report = SendReport()
     started, count = time.monotonic(), 0
+    connection = mail.get_connection()
+    field_format = merge_field_format(connection)
     while batch := _claim(digest, batch_size):
         report.batches += 1
-        connection = mail.get_connection()
         outcome = _BatchOutcome()
         try:
             connection.open()
-            for delivery in batch:
-                _send_one(connection, digest, delivery, outcome)
-                count += 1
+            units = _grouped(digest, batch) if field_format else [[d] for d in batch]
+            for unit in units:
+                if field_format:
+                    _send_group(connection, digest, unit, outcome, field_format)
+                else:
+                    _send_one(connection, digest, unit[0], outcome)
+                count += len(unit)
                 if rate:
                     ahead = count / rate - (time.monotonic() - started)
                     if ahead > 0:
@@ -182,11 +187,27 @@ def digest_send(
     return report
 
 
+# Providers whose batch API fills merge fields written inline in the body.
+MERGE_FIELD_FORMATS = {"Mailgun": "%recipient.{}%", "SparkPost": "{{{{{}}}}}"}
+
+
+def merge_field_format(connection: object) -> str | None:
+    """How to write a merge field for this backend, or None to send one by one."""
+    if settings.DIGEST_MERGE_FIELD_FORMAT:
+        return str(settings.DIGEST_MERGE_FIELD_FORMAT)
+    return MERGE_FIELD_FORMATS.get(getattr(connection, "esp_name", ""))
+
+
 @dataclass
 class _BatchOutcome:
     sent: dict[int, str] = field(default_factory=dict)  # delivery id -> message id
     retry: dict[int, str] = field(default_factory=dict)  # delivery id -> error
     failed: dict[int, str] = field(default_factory=dict)
+
+    def fail(self, deliveries: Sequence[Delivery], error: Exception) -> None:
+        target = self.retry if is_temporary(error) else self.failed
+        for delivery in deliveries:
+            target[delivery.pk] = describe(error)
 
 
 def _claim(digest: Digest, size: int) -> list[Delivery]:
@@ -206,28 +227,63 @@ def _claim(digest: Digest, size: int) -> list[Delivery]:
     return list(rows.select_related("subscriber").prefetch_related("subscriber__fund_lists"))
 
 
-def _send_one(
-    connection: object, digest: Digest, delivery: Delivery, outcome: _BatchOutcome
-) -> None:
-    subscriber = delivery.subscriber
-    personal = emails.Personal(
+def _personal(subscriber: Subscriber) -> emails.Personal:
+    return emails.Personal(
         language=subscriber.language,
         list_ids=tuple(fl.pk for fl in subscriber.fund_lists.all()),
         unsubscribe_url=subscriber.unsubscribe_url(),
         preferences_url=subscriber.preferences_url(),
     )
-    message = emails.daily_digest(digest.parts, subscriber.email, personal)
+
+
+def _send_one(
+    connection: object, digest: Digest, delivery: Delivery, outcome: _BatchOutcome
+) -> None:
+    subscriber = delivery.subscriber
+    message = emails.daily_digest(digest.parts, subscriber.email, _personal(subscriber))
     message.connection = connection  # type: ignore[assignment]
     try:
         message.send()
     except (smtplib.SMTPException, OSError, AnymailError) as e:
-        if is_temporary(e):
-            outcome.retry[delivery.pk] = describe(e)
-        else:
-            outcome.failed[delivery.pk] = describe(e)
+        outcome.fail([delivery], e)
         return
     status = getattr(message, "anymail_status", None)
     outcome.sent[delivery.pk] = str(getattr(status, "message_id", "") or "")[:200]
+
+
+def _grouped(digest: Digest, batch: Sequence[Delivery]) -> list[list[Delivery]]:
+    """Deliveries whose copies differ only in their links, together."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Delivery]] = {}
+    for delivery in batch:
+        personal = _personal(delivery.subscriber)
+        key = (personal.language, tuple(emails.digest_lists(digest.parts, personal.list_ids)))
+        groups.setdefault(key, []).append(delivery)
+    return list(groups.values())
+
+
+def _send_group(
+    connection: object,
+    digest: Digest,
+    group: Sequence[Delivery],
+    outcome: _BatchOutcome,
+    field_format: str,
+) -> None:
+    """One provider API call for the group, with per-recipient merge data and headers."""
+    recipients = [(d.subscriber.email, _personal(d.subscriber)) for d in group]
+    message = emails.daily_digest_batch(digest.parts, recipients, field_format)
+    message.connection = connection  # type: ignore[assignment]
+    try:
+        message.send()
+    except (smtplib.SMTPException, OSError, AnymailError) as e:
+        outcome.fail(group, e)
+        return
+    statuses = message.anymail_status.recipients
+    for delivery in group:
+        status = statuses.get(delivery.subscriber.email)
+        if status is not None and status.status in ("rejected", "invalid", "failed"):
+            outcome.failed[delivery.pk] = f"provider status: {status.status}"
+        else:
+            outcome.sent[delivery.pk] = str(getattr(status, "message_id", "") or "")[:200]
 
 
 def _record(batch: Sequence[Delivery], outcome: _BatchOutcome, report: SendReport) -> None:

@@ -34,7 +34,8 @@ def _address_key(group: str, request: HttpRequest) -> str:
 @ratelimit(key="ip", rate=lambda g, r: settings.SUBSCRIBE_RATE_PER_IP, method="POST", block=True)
 @ratelimit(key=_address_key, rate=lambda g, r: _per_address_rate(), method="POST", block=True)
 def subscribe(request: HttpRequest) -> HttpResponse:
-    form = SubscribeForm(request.POST or None, initial={"language": _language(request)})
+    data = request.POST if request.method == "POST" else None
+    form = SubscribeForm(data, initial={"language": _language(request)})
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "subscriptions/subscribe.html", {"form": form}, status=400)
@@ -117,7 +118,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         "actionable_only": subscriber.actionable_only,
         "language": subscriber.language,
     }
-    form = PreferencesForm(request.POST or None, initial=initial)
+    form = PreferencesForm(request.POST if request.method == "POST" else None, initial=initial)
     saved = False
     if request.method == "POST":
         if not form.is_valid():

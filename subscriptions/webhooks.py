@@ -14,6 +14,8 @@ from typing import Any
 
 from anymail import urls as anymail_urls
 from anymail.signals import AnymailTrackingEvent, tracking
+from django.core.exceptions import SuspiciousOperation
+from django.db import DatabaseError
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import URLPattern
@@ -23,6 +25,14 @@ from subscriptions.services import subscriber_suppress
 
 logger = logging.getLogger(__name__)
 
+# Bounces some providers report that say "try later", not "no such mailbox".
+TRANSIENT_BOUNCES = {
+    "SoftBounce",
+    "Transient",
+    "DnsError",
+    "AutoResponder",
+    "ChallengeVerification",
+}
 SUPPRESSING_EVENTS = {
     "bounced": Subscriber.Status.BOUNCED,
     "complained": Subscriber.Status.COMPLAINED,
@@ -35,6 +45,9 @@ def suppress_on_tracking(
     sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any
 ) -> None:
     status = SUPPRESSING_EVENTS.get(event.event_type)
+    if status == Subscriber.Status.BOUNCED and _is_transient(event):
+        logger.info("%s webhook: transient bounce for %s ignored", esp_name, event.recipient)
+        return
     if status and event.recipient:
         count = subscriber_suppress(email=event.recipient, status=status)
         logger.info(
@@ -46,6 +59,11 @@ def suppress_on_tracking(
         )
 
 
+def _is_transient(event: AnymailTrackingEvent) -> bool:
+    raw = event.esp_event
+    return isinstance(raw, dict) and raw.get("Type") in TRANSIENT_BOUNCES
+
+
 def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """A payload the provider's parser chokes on is a 400, logged, never a 500."""
 
@@ -53,7 +71,9 @@ def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+        except (SuspiciousOperation, DatabaseError):
+            raise  # a failed authentication is already a logged 400; an outage a 500 to retry
+        except Exception as e:  # whatever a provider's parser chokes on is the payload's fault
             logger.warning("rejected webhook %s: %s: %s", request.path, type(e).__name__, e)
             return HttpResponseBadRequest("Malformed webhook payload")
 

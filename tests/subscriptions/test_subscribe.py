@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.test import Client, override_settings
+
+from subscriptions.models import Subscriber
+from tests.base import BaseTestCase
+
+CURRENT_TIME = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+SUBSCRIBE = "/subscribe/"
+SUBSCRIBED = "/subscribe/check-your-inbox/"
+LINK = re.compile(r"^(https?://\S+/confirm/[^/\s]+/)$", re.MULTILINE)
+
+
+def confirm_link(message) -> str:
+    """The one confirmation link of an email, the same in its text and HTML parts."""
+    links = LINK.findall(message.body)
+    assert len(links) == 1, message.body
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html"
+    assert f'href="{links[0]}"' in html
+    return links[0]
+
+
+class SubscribeTestCase(BaseTestCase):
+    def post(self, email="alice@example.com", client=None, **fields):
+        data = {"email": email, "language": "en", "website": "", **fields}
+        return (client or self.client).post(SUBSCRIBE, data)
+
+    def test_it_shows_the_form(self):
+        response = self.client.get(SUBSCRIBE)
+        self.assertContains(response, 'name="csrfmiddlewaretoken"')
+        self.assertContains(response, 'name="website"')
+        self.assertContains(response, "Long ETF")
+        self.assertContains(response, "Other ETF")
+
+    def test_it_starts_double_opt_in(self):
+        response = self.post(fund_lists=[self.other.pk], actionable_only="on", language="zh-hans")
+        self.assertRedirects(response, SUBSCRIBED)
+        subscriber = Subscriber.objects.get()
+        self.assertEqual(subscriber.status, Subscriber.Status.PENDING)
+        self.assertEqual((subscriber.language, subscriber.actionable_only), ("zh-hans", True))
+        self.assertEqual(subscriber.list_ids(), [self.other.pk])
+        self.assertIsNotNone(subscriber.confirmation_sent_at)
+        message = mail.outbox[0]
+        self.assertEqual(message.to, ["alice@example.com"])
+        self.assertTrue(confirm_link(message).startswith("http://127.0.0.1:8000/confirm/"))
+        self.assertIn(f"/confirm/{subscriber.pk}:", confirm_link(message))
+        self.assertEqual(message.subject, "Confirm your Invest Alchemy subscription")
+        self.assertIn("The link works for 3 days", message.body)  # SUBSCRIBE_CONFIRM_DAYS
+
+    def test_it_requires_a_csrf_token(self):
+        response = self.post(client=Client(enforce_csrf_checks=True))
+        self.assertEqual(response.status_code, 403)
+        self.assertFalse(Subscriber.objects.exists())
+        self.assertEqual(mail.outbox, [])
+
+    def test_it_gives_bots_that_fill_the_honeypot_the_same_answer(self):
+        response = self.post(website="http://spam.example.com")
+        self.assertRedirects(response, SUBSCRIBED)
+        self.assertFalse(Subscriber.objects.exists())
+        self.assertEqual(mail.outbox, [])
+
+    def test_it_stores_addresses_lower_cased_and_trimmed(self):
+        self.post("  Alice@Example.COM ")
+        self.post("ALICE@example.com")
+        self.assertEqual(Subscriber.objects.get().email, "alice@example.com")
+        self.assertEqual([m.to for m in mail.outbox], [["alice@example.com"]] * 2)
+
+    def test_it_keeps_addresses_unique_whatever_their_case(self):
+        Subscriber.objects.create(email="bob@example.com")
+        with self.assertRaises(IntegrityError), transaction.atomic():
+            Subscriber.objects.create(email="Bob@Example.com")
+
+
+class EnumerationTestCase(BaseTestCase):
+    def answer(self, email):
+        """Everything a visitor sees after submitting an address."""
+        response = self.client.post(SUBSCRIBE, {"email": email, "language": "zh-hans"})
+        page = self.client.get(response["Location"])
+        return response.status_code, response["Location"], page.status_code, page.content
+
+    def test_it_answers_the_same_whatever_the_status_and_mails_only_to_restart_opt_in(self):
+        expected = self.answer("new@example.com")
+        cases = {"pending": 1, "confirmed": 0, "unsubscribed": 1, "bounced": 0, "complained": 0}
+        for status, mails in cases.items():
+            with self.subTest(status=status):
+                email = f"{status}@example.com"
+                Subscriber.objects.create(email=email, status=status)
+                before = len(mail.outbox)
+                self.assertEqual(self.answer(email.upper()), expected)
+                self.assertEqual([m.to for m in mail.outbox[before:]], [[email]] * mails)
+                subscriber = Subscriber.objects.get(email=email)
+                after = "pending" if status == "unsubscribed" else status
+                self.assertEqual(subscriber.status, after)
+        # A stranger cannot change a confirmed subscriber's preferences.
+        self.assertEqual(Subscriber.objects.get(email="confirmed@example.com").language, "en")
+        self.assertEqual(Subscriber.objects.count(), 6)
+
+
+class RateLimitTestCase(BaseTestCase):
+    def post(self, email, ip="192.0.2.1"):
+        return self.client.post(SUBSCRIBE, {"email": email, "language": "en"}, REMOTE_ADDR=ip)
+
+    @override_settings(SUBSCRIBE_RATE_PER_IP="2/h")
+    def test_it_limits_requests_per_ip(self):
+        self.assertEqual(self.post("a@example.com").status_code, 302)
+        self.assertEqual(self.post("not an address").status_code, 400)  # counts too
+        response = self.post("c@example.com")
+        self.assertContains(response, "Please wait a little", status_code=429)
+        self.assertFalse(Subscriber.objects.filter(email="c@example.com").exists())
+        self.assertEqual(self.post("c@example.com", ip="192.0.2.2").status_code, 302)
+        self.assertEqual(len(mail.outbox), 2)
+
+    def test_it_limits_confirmation_emails_per_address_per_day(self):
+        with time_machine.travel(CURRENT_TIME, tick=False) as traveller:
+            for n in range(3):
+                self.assertEqual(self.post("Alice@example.com", ip=f"192.0.2.{n}").status_code, 302)
+            response = self.post("alice@example.com ", ip="192.0.2.9")
+            self.assertContains(response, "Please wait a little", status_code=429)
+            self.assertEqual(len(mail.outbox), 3)
+            traveller.shift(timedelta(days=1, seconds=1))
+            self.assertEqual(self.post("alice@example.com").status_code, 302)
+            self.assertEqual(len(mail.outbox), 4)
+
+    @override_settings(SUBSCRIBE_CONFIRMATIONS_PER_DAY=1)
+    def test_it_shows_the_same_limit_page_whatever_the_status(self):
+        pages = set()
+        for status in ["new", *Subscriber.Status.values]:
+            email = f"{status}@example.com"
+            if status != "new":
+                Subscriber.objects.create(email=email, status=status)
+            self.assertEqual(self.post(email).status_code, 302)
+            response = self.post(email)
+            self.assertEqual(response.status_code, 429)
+            pages.add(response.content)
+        self.assertEqual(len(pages), 1)
+
+
+@override_settings(SUBSCRIBE_RATE_PER_IP="1000/h", SUBSCRIBE_CONFIRMATIONS_PER_DAY=1000)
+class BadInputTestCase(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        self.client.raise_request_exception = False  # a crash shows as a 500
+
+    def assertRejected(self, data, field=None):
+        response = self.client.post(SUBSCRIBE, data)
+        self.assertEqual(response.status_code, 400)
+        self.assertTemplateUsed(response, "subscriptions/subscribe.html")
+        self.assertContains(response, '<form method="post"', status_code=400)
+        if field:
+            self.assertIn(field, response.context["form"].errors)
+        self.assertFalse(Subscriber.objects.exists())
+        self.assertEqual(mail.outbox, [])
+
+    def test_it_rejects_bad_addresses(self):
+        addresses = [
+            "", "   ", "alice", "alice@", "@example.com", "alice@@example.com", "alice@example",
+            "alice example@example.com", "alice@exa mple.com", '"alice"@[300.0.0.1]',
+            "a" * 243 + "@example.com",  # 255 characters
+            "alice@" + "a" * 64 + ".com",  # a 64-character domain label
+            "alice@example.com\r\nBcc: mallory@example.com",
+            "alice@example.com\nBcc: mallory@example.com", "alice\r@example.com",
+            "alice@example.com%0d%0aBcc:mallory@example.com",
+            "alice@example.com, mallory@example.com",
+            "Alice <alice@example.com>", "alice@example.com\x00", "alice\t@example.com",
+            "ali\u200bce@example.com",  # zero-width space
+            "alice\u202e@example.com",  # right-to-left override
+            "alice\u2028@example.com",  # line separator
+            "alice\ufeff@example.com",  # byte order mark
+            "alice\uff20example.com",  # fullwidth @
+            "\u0430lice@example.com",  # Cyrillic а
+        ]  # fmt: skip
+        for email in addresses:
+            with self.subTest(email=email):
+                self.assertRejected({"email": email, "language": "en"}, "email")
+
+    def test_it_rejects_missing_fields_unknown_lists_and_languages(self):
+        ok = {"email": "alice@example.com", "language": "en"}
+        bad_lists = ["99999", "abc", "-1", "9" * 30, ""]
+        cases = [
+            ({"language": "en"}, "email"), ({"email": "alice@example.com"}, "language"),
+            ({**ok, "language": "fr"}, "language"), ({**ok, "language": ""}, "language"),
+            *[({**ok, "fund_lists": value}, "fund_lists") for value in bad_lists],
+            ({}, None),
+        ]  # fmt: skip
+        for data, field in cases:
+            with self.subTest(data=data):
+                self.assertRejected(data, field)
+
+    def test_it_rejects_addresses_that_cannot_be_mailed(self):
+        addresses = [
+            # Django's validator alone lets ı, ſ, İ and K into the local part (an
+            # re.IGNORECASE quirk); servers refuse them without SMTPUTF8.
+            "\u0131@example.com",
+            "\u017f@example.com",
+            "\u0131" * 30 + "@example.com",
+            "alice@" + "\u00e9" * 60 + ".com",  # its IDNA label would be over 63 octets
+            # 225 characters as typed, 425 once lower-cased ("İ".lower() is "i\u0307").
+            "a@" + ".".join(["\u0130" * 10] * 20) + ".com",
+        ]
+        for email in addresses:
+            with self.subTest(email=email):
+                self.assertRejected({"email": email, "language": "en"}, "email")
+
+    def test_it_allows_only_get_and_post(self):
+        for method in ["put", "patch", "delete"]:
+            with self.subTest(method=method):
+                response = getattr(self.client, method)(SUBSCRIBE, "email=alice@example.com")
+                self.assertEqual(response.status_code, 405)
+        self.assertFalse(Subscriber.objects.exists())
+        self.assertEqual(mail.outbox, [])
