@@ -235,3 +235,69 @@ class TemporaryFailureTestCase(TushareTestCase):
         self.assertFalse(is_temporary(AnymailAPIError("bad request", status_code=400)))
         self.assertFalse(is_temporary(AnymailRecipientsRefused("refused")))
         self.assertTrue(is_temporary(ConnectionRefusedError()))
+
+
+class BatchSendTestCase(TushareTestCase):
+    """Providers with a batch API get one call per group of identical digests."""
+
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+        self.a = make_subscriber("a@example.com")
+        self.b = make_subscriber("b@example.com")
+        self.c = make_subscriber("c@example.com", lists=[self.other])
+
+    def test_it_sends_merge_data_and_merge_headers_per_recipient(self):
+        with self.settings(
+            EMAIL_BACKEND="anymail.backends.test.EmailBackend",
+            DIGEST_MERGE_FIELD_FORMAT="{{{{{}}}}}",  # written {{name}}
+        ):
+            report = digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual(report.sent, 3)
+        self.assertEqual(len(mail.outbox), 2)  # two groups: all lists, and "other" only
+        everything = next(m for m in mail.outbox if len(m.to) == 2)
+        params = everything.anymail_test_params
+        self.assertTrue(params["is_batch_send"])
+        self.assertEqual(
+            sorted(e.addr_spec for e in params["to"]), ["a@example.com", "b@example.com"]
+        )
+        self.assertEqual(
+            params["merge_data"]["a@example.com"]["unsubscribe_url"], self.a.unsubscribe_url()
+        )
+        self.assertEqual(
+            params["merge_headers"]["b@example.com"],
+            {"List-Unsubscribe": f"<{self.b.unsubscribe_url()}>"},
+        )
+        self.assertEqual(
+            everything.extra_headers["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click"
+        )
+        self.assertIn("Unsubscribe: {{unsubscribe_url}}", everything.body)
+        self.assertIn('href="{{preferences_url}}"', everything.alternatives[0][0])
+        self.assertEqual(
+            set(Delivery.objects.values_list("status", flat=True)), {Delivery.Status.SENT}
+        )
+
+    def test_a_provider_rejection_fails_only_that_recipient(self):
+        from anymail.message import AnymailRecipientStatus
+
+        def respond(self, payload, message):
+            return {
+                "recipient_status": {
+                    "a@example.com": AnymailRecipientStatus("id-a", "queued"),
+                    "b@example.com": AnymailRecipientStatus(None, "rejected"),
+                    "c@example.com": AnymailRecipientStatus("id-c", "sent"),
+                }
+            }
+
+        with (
+            self.settings(
+                EMAIL_BACKEND="anymail.backends.test.EmailBackend",
+                DIGEST_MERGE_FIELD_FORMAT="%recipient.{}%",
+            ),
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            patch.setattr("anymail.backends.test.EmailBackend.post_to_esp", respond)
+            report = digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual((report.sent, report.failed), (2, 1))
+        self.assertEqual(Delivery.objects.get(subscriber=self.b).status, Delivery.Status.FAILED)
+        self.assertEqual(Delivery.objects.get(subscriber=self.a).message_id, "id-a")
