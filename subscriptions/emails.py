@@ -140,9 +140,13 @@ def daily_digest_batch(
     first = recipients[0][1]
     fields = {name: field_format.format(name) for name in ("unsubscribe_url", "preferences_url")}
     subject, text, html = _assemble(parts, first, fields)
-    message = AnymailMessage(subject, text, to=[email for email, _p in recipients])
+    message = AnymailMessage(
+        subject,
+        text,
+        to=[email for email, _p in recipients],
+        headers={"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    )
     message.attach_alternative(html, "text/html")
-    message.headers = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     message.merge_data = {
         email: {"unsubscribe_url": p.unsubscribe_url, "preferences_url": p.preferences_url}
         for email, p in recipients
