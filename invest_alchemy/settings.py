@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -134,6 +135,8 @@ try:
     DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 except Exception as e:  # django-environ raises several kinds for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {e}") from None
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {DATABASE_URL!r}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 0)
@@ -202,14 +205,17 @@ elif EMAIL_URL:
         _email = environ.Env.email_url_config(EMAIL_URL)
     except Exception as e:  # django-environ raises several kinds for a bad URL
         raise ImproperlyConfigured(f"EMAIL_URL is not an email URL: {e}") from None
+    if not _email.get("EMAIL_BACKEND"):
+        raise ImproperlyConfigured(f"EMAIL_URL is not an email URL: {EMAIL_URL!r}")
     EMAIL_BACKEND = _email["EMAIL_BACKEND"]
-    EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
-    EMAIL_PORT = _email.get("EMAIL_PORT", 25)
-    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
-    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
-    EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")
+    EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+    EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+    # filemail:///srv/mail is the folder /srv/mail (django-environ drops the slash).
+    EMAIL_FILE_PATH = urlsplit(EMAIL_URL).path or str(BASE_DIR / "var" / "mail")
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(BASE_DIR / "var" / "mail")
