@@ -90,9 +90,7 @@ def trade_calendar(source: Path) -> pd.DataFrame:
     for path in sorted(source.glob("*.csv")):
         df = pd.read_csv(path)
         if "vol" in df.columns:  # an ETF file
-            open_days.update(
-                pd.to_datetime(df.loc[df["vol"] > 0, "date"], format="%Y-%m-%d")
-            )
+            open_days.update(pd.to_datetime(df.loc[df["vol"] > 0, "date"], format="%Y-%m-%d"))
         else:  # the CSI 300 index file, dates like 2005/1/4
             open_days.update(pd.to_datetime(df["date"], format="%Y/%m/%d"))
     days = pd.date_range(min(open_days), max(open_days), freq="D")
@@ -262,9 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "ts_code": daily["ts_code"],
             "trade_date": daily["trade_date"],
-            "adj_factor": pd.concat(
-                [df["adj_factor"] for df in frames.values()]
-            ).to_numpy(),
+            "adj_factor": pd.concat([df["adj_factor"] for df in frames.values()]).to_numpy(),
         }
     )
     basic = pd.DataFrame(
@@ -290,9 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(adj, args.out / "fund_adj.csv")
     write_csv(basic, args.out / "fund_basic.csv")
     write_csv(trade_calendar(args.source), args.out / "trade_cal.csv")
-    (args.out / "SOURCE.md").write_text(
-        source_md(basic, daily, found), encoding="utf-8"
-    )
+    (args.out / "SOURCE.md").write_text(source_md(basic, daily, found), encoding="utf-8")
     shutil.copyfile(LICENSE_TEXT, args.out / "LICENSE")
     check(args.out)
     print(f"wrote {len(daily)} rows of {len(FUNDS)} funds to {args.out}")
