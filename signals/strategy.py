@@ -276,8 +276,20 @@ def _rescaled_regimes(
     parts = {name: getattr(found, name).copy() for name in _REGIME_DTYPES}
     ends = np.zeros(anchors.size, dtype=np.int64)
     np.maximum.at(ends, inverse, np.arange(1, values.size + 1))
-    differ = _regimes_differ(base, near, np.column_stack([per_anchor, own]), ends)
-    for number in np.flatnonzero(differ):
+    last_differing = _last_differing(base, near, np.column_stack([per_anchor, own]), ends)
+    firsts = np.full(anchors.size, values.size, dtype=np.int64)
+    np.minimum.at(firsts, inverse, np.arange(values.size))
+    # After a difference, the regimes meet again at the next bar whose direction
+    # no rounding can change; a cross after that and before the anchor's first
+    # day makes every state of its days the same as in the shared pass.
+    events = np.flatnonzero((base != 0) & ~np.isin(np.arange(values.size), near))
+    recovered = np.zeros(anchors.size, dtype=bool)
+    if events.size:
+        after = np.minimum(np.searchsorted(events, last_differing, side="right"), events.size - 1)
+        meet = events[after]
+        recovered = (meet > last_differing) & (parts["last_cross"][firsts] > meet)
+    shared = (last_differing < 0) | recovered
+    for number in np.flatnonzero(~shared):
         end = int(ends[number])
         relevant = near < end
         direction = base[:end].copy()
@@ -289,17 +301,18 @@ def _rescaled_regimes(
     return Regimes(**parts)
 
 
-def _regimes_differ(
+def _last_differing(
     base: np.ndarray, near: np.ndarray, choices: np.ndarray, ends: np.ndarray
 ) -> np.ndarray:
-    """Which anchors' regimes differ from the last column's before their `ends`.
+    """Per anchor, the last bar before its `ends` where its regime differs from
+    the last column's, or -1.
 
     Away from the near bars every anchor has the same direction, so the
     regime anywhere follows from the regime at the latest near bar; comparing
     the regimes at the near bars alone is enough, and cheap.
     """
     if near.size == 0:
-        return np.zeros(ends.size, dtype=bool)
+        return np.full(ends.size, -1, dtype=np.int64)
     away = base.copy()
     away[near] = 0
     last_event = np.maximum.accumulate(np.where(away != 0, _arange(away.size), -1))
@@ -312,7 +325,8 @@ def _regimes_differ(
     np.maximum.accumulate(index, axis=0, out=index)
     regime = np.take_along_axis(effective, index, axis=0)
     relevant = near[:, None] < ends[None, :]
-    return ((regime[:, :-1] != regime[:, -1:]) & relevant).any(axis=0)
+    differs = (regime[:, :-1] != regime[:, -1:]) & relevant
+    return np.where(differs, near[:, None], -1).max(axis=0)
 
 
 _REGIME_DTYPES = {
