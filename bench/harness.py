@@ -49,7 +49,6 @@ class Figure:
     unit: str = ""
     limit: float | None = None
     op: str = "<="
-    note: str = ""
 
     @property
     def ok(self) -> bool | None:

@@ -19,12 +19,15 @@ Targets (issue), 1,000 funds x 2,500 bars: (b) <= 5 s and <= 300 MB peak RSS;
 
 from __future__ import annotations
 
+import io
+import pstats
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import harness
@@ -46,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="pass --skip-checks to run_signals (when a system check fails for reasons "
         "unrelated to the job)",
     )
+    options.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the jobs under cProfile and print their hotspots (times are then inflated)",
+    )
     args = options.parse_args(argv)
     harness.use_project()
     started = time.perf_counter()
@@ -66,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.add(f"setup: COPY {load.bars:,} bars + {load.funds:,} funds", load.seconds, "s")
         report.add("setup: ANALYZE", analysing[0], "s")
         extra = ["--skip-checks"] if args.skip_checks else []
-        Bench(report, market, args.bars, extra).run(url)
+        Bench(report, market, args.bars, extra, profile=args.profile).run(url)
     report.seconds = time.perf_counter() - started
     report.print()
     report.save()
@@ -79,6 +87,7 @@ class Bench:
     market: Market
     bars: int  # stored bars per fund; the new day is at this index
     extra: list[str]  # options added to every run_signals command
+    profile: bool = False  # run the jobs under cProfile (slower: the times are then not targets)
     startup: float = 0.0
 
     def run(self, url: str) -> None:
@@ -101,8 +110,15 @@ class Bench:
             self.add_day(server)
             self.daily(server, env)
 
-    def run_signals(self, env: dict[str, str], *options: str) -> harness.ChildRun:
-        child = harness.run_child(harness.manage("run_signals", *options, *self.extra), env)
+    def run_signals(self, env: dict[str, str], step: str, *options: str) -> harness.ChildRun:
+        command = harness.manage("run_signals", *options, *self.extra)
+        if self.profile:
+            profile = harness.OUT / f"run_signals_{step}.prof"
+            harness.OUT.mkdir(parents=True, exist_ok=True)
+            command[1:1] = ["-m", "cProfile", "-o", str(profile)]
+        child = harness.run_child(command, env)
+        if child.ok and self.profile:
+            self.report.notes.append(f"cProfile of ({step}), {profile}:\n{top_functions(profile)}")
         if not child.ok:
             self.report.notes.append(child.failure())
             if "SystemCheckError" in child.stderr + child.stdout:
@@ -128,7 +144,7 @@ class Bench:
         first, last = market.day(0), market.day(self.bars - 1)
         server.reset_calls()
         child = self.run_signals(
-            env, "--backfill-from", first.isoformat(), "--date", last.isoformat()
+            env, "a", "--backfill-from", first.isoformat(), "--date", last.isoformat()
         )
         label = f"(a) run_signals --backfill-from {first} --date {last}"
         if not child.ok:
@@ -157,7 +173,7 @@ class Bench:
         report, day = self.report, self.market.day(self.bars)
         server.reset_calls()
         reads_before = pricebar_reads()
-        child = self.run_signals(env, "--date", day.isoformat())
+        child = self.run_signals(env, "b", "--date", day.isoformat())
         label = f"(b) run_signals --date {day} (one new day)"
         if not child.ok:
             report.add(label, f"FAILED (exit {child.returncode}), see below")
@@ -174,6 +190,19 @@ class Bench:
         )
         report.add("    PriceBar rows read (pg_stat)", bars_read, "rows")
         report.add("    run status", last_run_status(day))
+
+
+def top_functions(path: Path, limit: int = 25) -> str:
+    """The functions with the most time of their own, then the project's by cumulative time."""
+    text = io.StringIO()
+    stats = pstats.Stats(str(path), stream=text)
+    stats.sort_stats("tottime").print_stats(limit)
+    stats.sort_stats("cumulative").print_stats(r"/(signals|django/db/models)/", limit)
+    return "\n".join(
+        line
+        for line in text.getvalue().splitlines()
+        if line.strip() and "function calls" not in line
+    )
 
 
 def describe_calls(server: TushareServer) -> str:

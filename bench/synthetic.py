@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,7 @@ class Market:
         return self.days, self.close[fund], self.adj[fund]
 
     def anchors(self) -> np.ndarray:
-        """Distinct adjustment factors per fund: the passes `evaluate_history` makes."""
+        """Distinct adjustment factors per fund (the anchors `evaluate_history` prices at)."""
         changes = np.count_nonzero(np.diff(self.adj, axis=1), axis=1)
         return changes + 1
 
@@ -244,7 +244,7 @@ def _tick(prices: np.ndarray) -> np.ndarray:
 
 
 def _ymd(day: np.datetime64) -> str:
-    return day.item().strftime("%Y%m%d")
+    return str(np.datetime_as_string(day, unit="D")).replace("-", "")
 
 
 def _ymd_array(days: np.ndarray) -> np.ndarray:
@@ -276,6 +276,7 @@ def load_market(market: Market, *, funds: int | None = None, until: int = -1) ->
     synced = market.day(stop - 1)
     started = time.perf_counter()
     with transaction.atomic():
+        _skip_foreign_key_checks()
         ids = _insert_funds(market, count, synced)
         rows = 0
         for first in range(0, count, LOAD_CHUNK):
@@ -298,6 +299,23 @@ def analyze(tables: tuple[str, ...] = ("signals_fund", "signals_pricebar")) -> N
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE {table}")
+
+
+def _skip_foreign_key_checks() -> None:
+    """Skip the per-row foreign-key checks of this load, as pg_restore --disable-triggers does.
+
+    The rows are consistent by construction, and checking 2.5 M bars at COMMIT costs ~10 s
+    of setup. It needs a superuser; for anyone else the checks simply run.
+    """
+    from django.db import DatabaseError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:
+        pass
 
 
 def _insert_funds(market: Market, count: int, synced: date) -> np.ndarray:
@@ -371,6 +389,6 @@ def _executemany(
         cursor.executemany(sql, list(_rows(frame[columns])))
 
 
-def _rows(frame: pd.DataFrame) -> Iterator[tuple[object, ...]]:
+def _rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
     for row in frame.itertuples(index=False, name=None):
         yield tuple(v.item() if isinstance(v, np.generic) else v for v in row)

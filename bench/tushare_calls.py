@@ -29,6 +29,7 @@ import harness
 from synthetic import Market, analyze, generate_market, load_market
 
 if TYPE_CHECKING:
+    from signals.providers import TushareProvider
     from tests.tushare_server import Call, TushareServer
 
 TARGET_CALLS = 3
@@ -149,7 +150,7 @@ def run_day(server: TushareServer, day: date) -> DayCalls:
     )
 
 
-def provider_for(server: TushareServer) -> object:
+def provider_for(server: TushareServer) -> TushareProvider:
     """A fresh provider per run, like a fresh `manage.py run_signals` process."""
     from signals.providers import TushareProvider
 
