@@ -77,8 +77,8 @@ def dma_indicators(qfq: np.ndarray, params: Params) -> Indicators:
 
 
 def direction_of(short_ma: np.ndarray, long_ma: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.nan_to_num(np.sign(short_ma - long_ma)).astype(np.int8)
+    """+1 above, -1 below, 0 equal or undefined (comparisons with NaN are False)."""
+    return (short_ma > long_ma).astype(np.int8) - (short_ma < long_ma)
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -282,7 +282,9 @@ def _rescaled_regimes(
     # After a difference, the regimes meet again at the next bar whose direction
     # no rounding can change; a cross after that and before the anchor's first
     # day makes every state of its days the same as in the shared pass.
-    events = np.flatnonzero((base != 0) & ~np.isin(np.arange(values.size), near))
+    away = base != 0
+    away[near] = False
+    events = np.flatnonzero(away)
     recovered = np.zeros(anchors.size, dtype=bool)
     if events.size:
         after = np.minimum(np.searchsorted(events, last_differing, side="right"), events.size - 1)
@@ -349,11 +351,9 @@ def _states(
     regime, cross = found.regime, found.cross
     enough = (np.arange(n) + 1 + bars_before) >= params.long + 1
     known = enough & (regime != 0)
-    code = np.select(
-        [~known, cross & (regime > 0), cross & (regime < 0), regime > 0],
-        [_INSUFFICIENT, _BUY, _SELL, _HOLD],
-        default=_EMPTY,
-    )
+    rising = regime > 0
+    code = np.where(cross, np.where(rising, _BUY, _SELL), np.where(rising, _HOLD, _EMPTY))
+    code[~known] = _INSUFFICIENT
     from_cross = found.last_cross >= 0
     since_index = np.minimum(np.where(from_cross, found.last_cross, found.first_defined), n - 1)
     since = dates[since_index].astype("datetime64[D]")
