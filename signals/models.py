@@ -121,7 +121,8 @@ class PriceBar(models.Model):
     such a bar is never used as if it were complete.
     """
 
-    fund = models.ForeignKey(Fund, models.CASCADE, related_name="bars")
+    # The unique (fund, trade_date) index serves lookups by fund.
+    fund = models.ForeignKey(Fund, models.CASCADE, related_name="bars", db_index=False)
     trade_date = models.DateField()
     open = models.FloatField()
     high = models.FloatField()
@@ -135,6 +136,13 @@ class PriceBar(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["fund", "trade_date"], name="unique_bar_per_day"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["fund", "trade_date"],
+                condition=models.Q(adj_factor__isnull=True),
+                name="bar_missing_adj",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,7 +187,8 @@ class SignalRun(models.Model):
 class Signal(models.Model):
     STATES = [(s, s) for s in (BUY, SELL, HOLD, EMPTY, INSUFFICIENT)]
 
-    fund = models.ForeignKey(Fund, models.CASCADE, related_name="signals")
+    # The unique (fund, strategy, run_date) index serves lookups by fund.
+    fund = models.ForeignKey(Fund, models.CASCADE, related_name="signals", db_index=False)
     strategy = models.CharField(max_length=40)
     run_date = models.DateField(help_text="D: the date the signal is for.")
     bar_date = models.DateField(help_text="T: the fund's last bar on or before D.")
@@ -194,7 +203,11 @@ class Signal(models.Model):
     since_start = models.BooleanField(default=False)
     days = models.IntegerField(null=True)
     change = models.FloatField(null=True)
-    run = models.ForeignKey(SignalRun, models.SET_NULL, null=True, blank=True)
+    # Which run wrote the row: a note, not a constraint the database checks on
+    # each of the millions of rows a backfill writes.
+    run = models.ForeignKey(
+        SignalRun, models.SET_NULL, null=True, blank=True, db_constraint=False, db_index=False
+    )
 
     class Meta:
         constraints = [
