@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -199,24 +200,29 @@ def backfill(
                 strategy=code,
                 run_date__range=(days[0], days[-1]),
             ).delete()
-        for chunk in _chunks(targets, CHUNK):
-            series = load_series({t.fund.pk for t in chunk}, until=days[-1])
-            frames = []
-            for target in chunk:
-                frame = _guarded(
-                    result,
-                    target,
-                    _history_frame,
-                    target,
-                    series.get(target.fund.pk),
-                    day_array,
-                    run,
-                )
-                if frame is not None and len(frame):
-                    frames.append(frame)
-                bar.update(1)
-            if frames:
-                result.stored += _insert(pd.concat(frames, ignore_index=True))
+        # Bars are read first: once the COPY starts, the connection is busy
+        # taking rows, which the server stores while the next chunk is computed.
+        series: dict[int, Series] = {}
+        for fund_ids in _chunks(sorted({t.fund.pk for t in targets}), CHUNK):
+            series.update(load_series(fund_ids, until=days[-1]))
+        with _signal_writer() as write:
+            for chunk in _chunks(targets, CHUNK):
+                frames = []
+                for target in chunk:
+                    frame = _guarded(
+                        result,
+                        target,
+                        _history_frame,
+                        target,
+                        series.pop(target.fund.pk, None),
+                        day_array,
+                        run,
+                    )
+                    if frame is not None and len(frame):
+                        frames.append(frame)
+                    bar.update(1)
+                if frames:
+                    result.stored += write(pd.concat(frames, ignore_index=True))
     result.signals = list(Signal.objects.filter(run=run, run_date=days[-1]).select_related("fund"))
     return result
 
@@ -340,29 +346,37 @@ def _history_frame(
     )
 
 
-def _insert(frame: pd.DataFrame) -> int:
-    """Store signal rows; by date, so the date index is written in order."""
-    frame = frame[SIGNAL_COLUMNS].sort_values(["run_date", "fund_id"], kind="stable")
-    if connection.vendor == "postgresql":
-        _copy_into_postgres(frame)
-    else:
-        Signal.objects.bulk_create(
-            (_row_to_signal(row) for row in frame.itertuples(index=False)), batch_size=500
-        )
-    return len(frame)
-
-
-def _copy_into_postgres(frame: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d")
+@contextmanager
+def _signal_writer() -> Iterator[Callable[[pd.DataFrame], int]]:
+    """A function that stores frames of signal rows: one streaming COPY on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        yield _bulk_create
+        return
     columns = ", ".join(f'"{c}"' for c in SIGNAL_COLUMNS)
     sql = (
         f"COPY {Signal._meta.db_table} ({columns}) FROM STDIN "
         "WITH (FORMAT csv, FORCE_NOT_NULL (strategy, state, note))"
     )
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql) as copy:  # the psycopg cursor under Django's wrapper
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+
+        def write(frame: pd.DataFrame) -> int:
+            buffer = io.StringIO()
+            _ordered(frame).to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d")
             copy.write(buffer.getvalue())
+            return len(frame)
+
+        yield write
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """By date, so the date index is written in order."""
+    return frame[SIGNAL_COLUMNS].sort_values(["run_date", "fund_id"], kind="stable")
+
+
+def _bulk_create(frame: pd.DataFrame) -> int:
+    rows = _ordered(frame).itertuples(index=False)
+    Signal.objects.bulk_create((_row_to_signal(row) for row in rows), batch_size=500)
+    return len(frame)
 
 
 def _row_to_signal(row: Any) -> Signal:

@@ -187,8 +187,12 @@ class SignalRun(models.Model):
 class Signal(models.Model):
     STATES = [(s, s) for s in (BUY, SELL, HOLD, EMPTY, INSUFFICIENT)]
 
-    # The unique (fund, strategy, run_date) index serves lookups by fund.
-    fund = models.ForeignKey(Fund, models.CASCADE, related_name="signals", db_index=False)
+    # Signals are derived rows written millions at a time by a backfill, from
+    # fund ids just read from Fund: the database does not re-check each one
+    # (Django still cascades deletes). The unique index serves lookups by fund.
+    fund = models.ForeignKey(
+        Fund, models.CASCADE, related_name="signals", db_index=False, db_constraint=False
+    )
     strategy = models.CharField(max_length=40)
     run_date = models.DateField(help_text="D: the date the signal is for.")
     bar_date = models.DateField(help_text="T: the fund's last bar on or before D.")

@@ -222,3 +222,12 @@ class RunSignalsErrorsTestCase(TushareTestCase):
     def test_backfill_after_the_run_date_is_refused(self):
         with self.assertRaisesMessage(CommandError, "is after the run date"):
             run_command("run_signals", date="2023-06-01", backfill_from="2023-06-08")
+
+
+class FundDeletionTestCase(TushareTestCase):
+    def test_deleting_a_fund_deletes_its_bars_and_signals(self):
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-06-01")
+        self.hs300.delete()
+        self.assertFalse(Signal.objects.filter(fund_id=self.hs300.pk).exists())
+        self.assertFalse(PriceBar.objects.filter(fund_id=self.hs300.pk).exists())
+        self.assertTrue(Signal.objects.filter(fund=self.nasdaq).exists())
