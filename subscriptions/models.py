@@ -181,7 +181,6 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    message_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

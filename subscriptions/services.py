@@ -13,7 +13,7 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.conf import settings
 from django.core import mail
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from signals.models import FundList, SignalRun
@@ -200,7 +200,7 @@ def merge_field_format(connection: object) -> str | None:
 
 @dataclass
 class _BatchOutcome:
-    sent: dict[int, str] = field(default_factory=dict)  # delivery id -> message id
+    sent: set[int] = field(default_factory=set)
     retry: dict[int, str] = field(default_factory=dict)  # delivery id -> error
     failed: dict[int, str] = field(default_factory=dict)
 
@@ -247,8 +247,7 @@ def _send_one(
     except (smtplib.SMTPException, OSError, AnymailError) as e:
         outcome.fail([delivery], e)
         return
-    status = getattr(message, "anymail_status", None)
-    outcome.sent[delivery.pk] = str(getattr(status, "message_id", "") or "")[:200]
+    outcome.sent.add(delivery.pk)
 
 
 def _grouped(digest: Digest, batch: Sequence[Delivery]) -> list[list[Delivery]]:
@@ -283,46 +282,53 @@ def _send_group(
         if status is not None and status.status in ("rejected", "invalid", "failed"):
             outcome.failed[delivery.pk] = f"provider status: {status.status}"
         else:
-            outcome.sent[delivery.pk] = str(getattr(status, "message_id", "") or "")[:200]
+            outcome.sent.add(delivery.pk)
 
 
 def _record(batch: Sequence[Delivery], outcome: _BatchOutcome, report: SendReport) -> None:
-    """Write the batch's results in one statement; unsent rows go back to pending."""
+    """Write the batch's results, a statement per outcome; unsent rows go back to pending.
+
+    Sent rows are one UPDATE whatever their number; failures are grouped by
+    their error text (a throttled batch shares one), so the queries per batch
+    do not grow with the subscribers.
+    """
     now = timezone.now()
     retry_at = now + timedelta(seconds=settings.DIGEST_RETRY_SECONDS)
-    for delivery in batch:
-        if delivery.pk in outcome.sent:
-            delivery.status, delivery.sent_at = Delivery.Status.SENT, now
-            delivery.message_id = outcome.sent[delivery.pk]
-            delivery.attempts += 1
-            report.sent += 1
-        elif delivery.pk in outcome.retry or delivery.pk in outcome.failed:
-            delivery.attempts += 1
-            error = outcome.retry.get(delivery.pk) or outcome.failed[delivery.pk]
-            delivery.last_error = error
-            gave_up = (
-                delivery.pk in outcome.failed or delivery.attempts >= settings.DIGEST_MAX_ATTEMPTS
-            )
-            delivery.status = Delivery.Status.FAILED if gave_up else Delivery.Status.PENDING
-            delivery.next_attempt_at = retry_at
-            report.failed += gave_up
-            report.retry += not gave_up
-            report.errors.append(f"{delivery.subscriber.email}: {error}")
-        else:  # never handed over: the batch was interrupted before it
-            delivery.status = Delivery.Status.PENDING
-        delivery.claimed_at = None
-    Delivery.objects.bulk_update(
-        batch,
-        [
-            "status",
-            "sent_at",
-            "message_id",
-            "attempts",
-            "last_error",
-            "next_attempt_at",
-            "claimed_at",
-        ],
+    done = Delivery.objects.filter(pk__in=list(outcome.sent))
+    report.sent += done.update(
+        status=Delivery.Status.SENT,
+        sent_at=now,
+        attempts=F("attempts") + 1,
+        last_error="",
+        claimed_at=None,
     )
+    groups: dict[tuple[str, str], list[int]] = {}
+    for delivery in batch:
+        error = outcome.retry.get(delivery.pk) or outcome.failed.get(delivery.pk)
+        if error is None:
+            continue
+        gave_up = (
+            delivery.pk in outcome.failed or delivery.attempts + 1 >= settings.DIGEST_MAX_ATTEMPTS
+        )
+        status = Delivery.Status.FAILED if gave_up else Delivery.Status.PENDING
+        groups.setdefault((status, error), []).append(delivery.pk)
+        report.failed += gave_up
+        report.retry += not gave_up
+        report.errors.append(f"{delivery.subscriber.email}: {error}")
+    for (status, error), ids in groups.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=status,
+            attempts=F("attempts") + 1,
+            last_error=error,
+            next_attempt_at=retry_at,
+            claimed_at=None,
+        )
+    handled = {*outcome.sent, *outcome.retry, *outcome.failed}
+    untouched = [d.pk for d in batch if d.pk not in handled]
+    if untouched:  # never handed over: the batch was interrupted before them
+        Delivery.objects.filter(pk__in=untouched).update(
+            status=Delivery.Status.PENDING, claimed_at=None
+        )
 
 
 def is_temporary(error: Exception) -> bool:
