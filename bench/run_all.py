@@ -22,7 +22,9 @@ from typing import Any
 
 import harness
 
-SCRIPTS = ["strategy_kernel", "tushare_calls", "run_signals_pg"]
+SCRIPTS = ["strategy_kernel", "tushare_calls", "run_signals_pg", "digest_send"]
+# Scripts sized by subscribers, not funds and bars: they get no --funds/--bars.
+SUBSCRIBER_SCRIPTS = {"digest_send"}
 BENCH = Path(__file__).resolve().parent
 
 
@@ -37,7 +39,10 @@ class Outcome:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     started = time.perf_counter()
-    outcomes = [run(name, passed_on(args)) for name in args.only or SCRIPTS]
+    outcomes = [
+        run(name, [] if name in SUBSCRIBER_SCRIPTS else passed_on(args))
+        for name in args.only or SCRIPTS
+    ]
     total = time.perf_counter() - started
     summarise(outcomes, total)
     failed = any(o.returncode != 0 or o.result is None for o in outcomes)
