@@ -310,14 +310,14 @@ def _record(batch: Sequence[Delivery], outcome: _BatchOutcome, report: SendRepor
         gave_up = (
             delivery.pk in outcome.failed or delivery.attempts + 1 >= settings.DIGEST_MAX_ATTEMPTS
         )
-        status = Delivery.Status.FAILED if gave_up else Delivery.Status.PENDING
-        groups.setdefault((status, error), []).append(delivery.pk)
+        outcome_status = Delivery.Status.FAILED if gave_up else Delivery.Status.PENDING
+        groups.setdefault((str(outcome_status), error), []).append(delivery.pk)
         report.failed += gave_up
         report.retry += not gave_up
         report.errors.append(f"{delivery.subscriber.email}: {error}")
-    for (status, error), ids in groups.items():
+    for (new_status, error), ids in groups.items():
         Delivery.objects.filter(pk__in=ids).update(
-            status=status,
+            status=new_status,
             attempts=F("attempts") + 1,
             last_error=error,
             next_attempt_at=retry_at,
