@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("anymail/", include((webhooks.urlpatterns(), "anymail"))),
     path("", include("subscriptions.urls")),
+    path("", include("signals.urls")),
 ]

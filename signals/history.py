@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from signals.models import PriceBar, Signal, SignalRun
 from signals.strategy import (
@@ -205,6 +207,10 @@ def backfill(
         series: dict[int, Series] = {}
         for fund_ids in _chunks(sorted({t.fund.pk for t in targets}), CHUNK):
             series.update(load_series(fund_ids, until=days[-1]))
+        # Each earlier day gets a run of its own, as if the job had run that day.
+        day_runs = _day_runs(run, days)
+        run_ids = np.array([day_runs[d].pk if d in day_runs else run.pk for d in days])
+        tally = _Tally()
         with _signal_writer() as write:
             for chunk in _chunks(targets, CHUNK):
                 frames = []
@@ -216,15 +222,77 @@ def backfill(
                         target,
                         series.pop(target.fund.pk, None),
                         day_array,
-                        run,
+                        run_ids,
                     )
                     if frame is not None and len(frame):
                         frames.append(frame)
                     bar.update(1)
                 if frames:
-                    result.stored += write(pd.concat(frames, ignore_index=True))
+                    frame = pd.concat(frames, ignore_index=True)
+                    tally.add(frame)
+                    result.stored += write(frame)
+        tally.close(day_runs, result.errors)
     result.signals = list(Signal.objects.filter(run=run, run_date=days[-1]).select_related("fund"))
     return result
+
+
+def _day_runs(run: SignalRun, days: Sequence[date]) -> dict[date, SignalRun]:
+    """A run record for each backfilled day before the run's own, replacing earlier ones."""
+    earlier = [d for d in days if d != run.run_date]
+    scope = f"backfill {days[0]} to {days[-1]}; {run.scope}"
+    SignalRun.objects.filter(run_date__in=earlier, scope__startswith="backfill ").delete()
+    runs = SignalRun.objects.bulk_create(
+        SignalRun(
+            run_date=day,
+            strategy=run.strategy,
+            provider=run.provider,
+            scope=scope,
+            backfill_from=days[0],
+            started_at=run.started_at,
+        )
+        for day in earlier
+    )
+    return {r.run_date: r for r in runs}
+
+
+class _Tally:
+    """Counts per day and state, summed over the chunks a backfill writes."""
+
+    def __init__(self) -> None:
+        self.states: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.stale: dict[date, int] = defaultdict(int)
+        self.funds: dict[date, int] = defaultdict(int)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        counts = frame.groupby(["run_date", "state"]).size()
+        for (day, state), count in zip(counts.index, counts.to_numpy(), strict=True):
+            self.states[pd.Timestamp(day).date()][str(state)] += int(count)
+        per_day = frame.groupby("run_date").agg(stale=("stale", "sum"), funds=("state", "size"))
+        for day, stale, funds in zip(
+            per_day.index, per_day["stale"], per_day["funds"], strict=True
+        ):
+            self.stale[pd.Timestamp(day).date()] += int(stale)
+            self.funds[pd.Timestamp(day).date()] += int(funds)
+
+    def close(self, runs: dict[date, SignalRun], errors: dict[str, str]) -> None:
+        failed = len(errors) > settings.SIGNALS_MAX_ERRORS
+        now = timezone.now()
+        listed = [{"ts_code": code, "error": text} for code, text in sorted(errors.items())]
+        for day, run in runs.items():
+            states = self.states[day]
+            run.buy, run.sell, run.hold = states[BUY], states[SELL], states[HOLD]
+            run.empty, run.insufficient = states[EMPTY], states["INSUFFICIENT"]
+            run.stale, run.funds = self.stale[day], self.funds[day] + len(errors)
+            run.error_count, run.errors = len(errors), listed
+            run.status = SignalRun.Status.FAILED if failed else SignalRun.Status.SUCCESS
+            run.finished_at = now
+        SignalRun.objects.bulk_update(list(runs.values()), _RUN_FIELDS, batch_size=500)
+
+
+_RUN_FIELDS = [
+    "buy", "sell", "hold", "empty", "insufficient", "stale", "funds", "error_count", "errors",
+    "status", "finished_at",
+]  # fmt: skip
 
 
 def _guarded(result: ComputeResult, target: Target, func: Callable[..., T], *args: Any) -> T | None:
@@ -309,7 +377,7 @@ def _make_signal(
 
 
 def _history_frame(
-    target: Target, series: Series | None, days: np.ndarray, run: SignalRun
+    target: Target, series: Series | None, days: np.ndarray, run_ids: np.ndarray
 ) -> pd.DataFrame | None:
     """One row per day in `days` from the fund's first bar on: the day's signal."""
     if series is None or series.dates.size == 0:
@@ -341,7 +409,7 @@ def _history_frame(
             "since_start": states.since_start[at],
             "days": _nullable_days(states.days[at]),
             "change": states.change[at],
-            "run_id": run.pk,
+            "run_id": run_ids[listed],
         }
     )
 

@@ -81,18 +81,6 @@ def sort_signals(signals: Iterable[Signal]) -> list[Signal]:
     return sorted(signals, key=lambda s: STATE_ORDER.get(s.state, 9))
 
 
-def signals_by_list(run_date: date) -> list[tuple[FundList, list[Signal]]]:
-    """Each fund list with its stored signals of a date: BUY, SELL, HOLD, EMPTY, …"""
-    stored = Signal.objects.filter(run_date=run_date).select_related("fund")
-    by_key = {(s.fund_id, s.strategy): s for s in stored}
-    out = []
-    for fund_list in FundList.objects.prefetch_related("items"):
-        code = fund_list.strategy_code
-        found = [by_key.get((item.fund_id, code)) for item in fund_list.items.all()]
-        out.append((fund_list, sort_signals(s for s in found if s is not None)))
-    return out
-
-
 def market_today() -> date:
     return datetime.now(MARKET_TZ).date()
 

@@ -85,8 +85,25 @@ class RunSignalsTestCase(TushareTestCase):
     def test_backfill_twice_leaves_the_same_rows(self):
         run_command("run_signals", date="2023-06-08", backfill_from="2023-05-01")
         first = snapshot()
+        runs = set(SignalRun.objects.values_list("run_date", "status", "funds", "hold", "empty"))
         run_command("run_signals", date="2023-06-08", backfill_from="2023-05-01")
         self.assertEqual(snapshot(), first)
+        again = SignalRun.objects.exclude(run_date=date(2023, 6, 8))
+        self.assertEqual(set(again.values_list("run_date", "status", "funds", "hold", "empty")),
+                         {r for r in runs if r[0] != date(2023, 6, 8)})  # fmt: skip
+
+    def test_each_backfilled_day_gets_a_run_with_its_counts(self):
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-05-29")
+        days = sorted({day for _code, day in snapshot()})
+        runs = {r.run_date: r for r in SignalRun.objects.all()}
+        self.assertEqual(sorted(runs), days)
+        for day, run in runs.items():
+            stored = Signal.objects.filter(run_date=day)
+            self.assertEqual(run.status, SignalRun.Status.SUCCESS)
+            self.assertEqual(run.funds, 3)
+            self.assertEqual(run.hold, stored.filter(state="HOLD").count())
+            self.assertEqual(run.empty, stored.filter(state="EMPTY").count())
+            self.assertEqual(set(stored.values_list("run_id", flat=True)), {run.pk})
 
     def test_a_closed_day_says_so_and_changes_nothing(self):
         out = run_command("run_signals", date="2023-05-01")  # Labour Day, a Monday

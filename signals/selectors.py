@@ -1,0 +1,176 @@
+"""Reading stored signals for the website, the feeds and the digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+
+from signals.history import load_series
+from signals.models import DEFAULT_LONG, DEFAULT_SHORT, Fund, FundList, Signal, SignalRun
+from signals.services import sort_signals
+from signals.strategy import BUY, SELL, STRATEGIES, Params, States, Strategy, evaluate_history
+
+
+def latest_run() -> SignalRun | None:
+    """The newest successful run: what the home page and the API show."""
+    return (
+        SignalRun.objects.filter(status=SignalRun.Status.SUCCESS)
+        .order_by("-run_date", "-finished_at")
+        .first()
+    )
+
+
+def run_for_date(run_date: date) -> SignalRun | None:
+    return (
+        SignalRun.objects.filter(status=SignalRun.Status.SUCCESS, run_date=run_date)
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def published_dates() -> list[date]:
+    """Every run date with a successful run, newest first."""
+    rows = SignalRun.objects.filter(status=SignalRun.Status.SUCCESS).values_list(
+        "run_date", flat=True
+    )
+    return sorted(set(rows), reverse=True)
+
+
+def signals_by_list(run_date: date) -> list[tuple[FundList, list[Signal]]]:
+    """Each fund list with its stored signals of a date: BUY, SELL, HOLD, EMPTY, …"""
+    stored = Signal.objects.filter(run_date=run_date).select_related("fund")
+    by_key = {(s.fund_id, s.strategy): s for s in stored}
+    out = []
+    for fund_list in FundList.objects.prefetch_related("items"):
+        code = fund_list.strategy_code
+        found = [by_key.get((item.fund_id, code)) for item in fund_list.items.all()]
+        out.append((fund_list, sort_signals(s for s in found if s is not None)))
+    return out
+
+
+@dataclass
+class Day:
+    """One run date as the pages show it."""
+
+    run_date: date
+    run: SignalRun | None
+    groups: list[tuple[FundList, list[Signal]]]
+    actions: list[Signal] = field(default_factory=list)  # BUY and SELL, shown first
+    stale: int = 0
+
+    @classmethod
+    def load(cls, run_date: date, run: SignalRun | None = None) -> Day:
+        groups = [(fl, signals) for fl, signals in signals_by_list(run_date) if signals]
+        seen: set[int] = set()
+        actions = []
+        for _fund_list, signals in groups:
+            for signal in signals:
+                if signal.state in (BUY, SELL) and signal.pk not in seen:
+                    seen.add(signal.pk)
+                    actions.append(signal)
+        stale = len({s.fund_id for _fl, signals in groups for s in signals if s.stale})
+        return cls(run_date, run, groups, sort_signals(actions), stale)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    buy: date
+    sell: date | None  # None: still holding
+    days: int
+    change: float
+
+
+@dataclass
+class FundHistory:
+    """A fund's whole evaluated history, priced at today's adjustment."""
+
+    fund: Fund
+    strategy_code: str
+    params: Params
+    dates: np.ndarray
+    qfq: np.ndarray  # forward-adjusted to the last bar
+    short_ma: np.ndarray
+    long_ma: np.ndarray
+    states: States  # each day as that day's run saw it
+    trips: list[RoundTrip]
+
+    @property
+    def closed_trips(self) -> list[RoundTrip]:
+        return [t for t in self.trips if t.sell is not None]
+
+    @property
+    def win_rate(self) -> float | None:
+        closed = self.closed_trips
+        return sum(t.change > 0 for t in closed) / len(closed) if closed else None
+
+    @property
+    def cumulative(self) -> float | None:
+        """Compounded return of the round trips, the open one at today's price."""
+        if not self.trips:
+            return None
+        return float(np.prod([1 + t.change for t in self.trips]) - 1)
+
+    @property
+    def buy_and_hold(self) -> float | None:
+        """Holding from the first BUY to the last bar, for comparison."""
+        if not self.trips:
+            return None
+        first = int(np.searchsorted(self.dates, np.datetime64(self.trips[0].buy)))
+        return float(self.qfq[-1] / self.qfq[first] - 1)
+
+
+def fund_strategy(fund: Fund) -> tuple[Strategy, Params]:
+    """The strategy of the fund's first list, or the default."""
+    fund_list = fund.lists.order_by("position", "name").first()
+    if fund_list is None:
+        return STRATEGIES["dma"], Params(DEFAULT_SHORT, DEFAULT_LONG)
+    return fund_list.strategy_impl, fund_list.params
+
+
+def fund_history(fund: Fund, *, until: date | None = None) -> FundHistory | None:
+    strategy, params = fund_strategy(fund)
+    series = load_series([fund.pk], until=until or date.max).get(fund.pk)
+    if series is None:
+        return None
+    states = evaluate_history(strategy, params, series.dates, series.close, series.adj)
+    qfq = series.close * series.adj / series.adj[-1]
+    # The chart's averages on today's prices (rounded as today's run does).
+    lines = strategy.indicators(qfq, params)
+    return FundHistory(
+        fund=fund,
+        strategy_code=strategy.code(params),
+        params=params,
+        dates=series.dates,
+        qfq=qfq,
+        short_ma=lines.short_ma,
+        long_ma=lines.long_ma,
+        states=states,
+        trips=round_trips(series.dates, qfq, states.state),
+    )
+
+
+def round_trips(dates: np.ndarray, qfq: np.ndarray, state: np.ndarray) -> list[RoundTrip]:
+    """Each BUY with the SELL that closed it (or today's price if still open)."""
+    trips = []
+    opened: int | None = None
+    for index in np.flatnonzero((state == BUY) | (state == SELL)):
+        if state[index] == BUY and opened is None:
+            opened = int(index)
+        elif state[index] == SELL and opened is not None:
+            trips.append(_trip(dates, qfq, opened, int(index), closed=True))
+            opened = None
+    if opened is not None:
+        trips.append(_trip(dates, qfq, opened, dates.size - 1, closed=False))
+    return trips
+
+
+def _trip(dates: np.ndarray, qfq: np.ndarray, start: int, end: int, *, closed: bool) -> RoundTrip:
+    buy, sell = dates[start].item(), dates[end].item()
+    return RoundTrip(
+        buy=buy,
+        sell=sell if closed else None,
+        days=(sell - buy).days,
+        change=float(qfq[end] / qfq[start] - 1),
+    )

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from signals import charts
+from signals.models import Fund, FundList, Signal
+from signals.selectors import (
+    Day,
+    FundHistory,
+    fund_history,
+    latest_run,
+    published_dates,
+    run_for_date,
+)
+from signals.strategy import BUY, SELL
+from subscriptions.forms import SubscribeForm
+
+RANGES = {"3m": 92, "1y": 366, "5y": 1827, "all": None}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    run = latest_run()
+    ctx = {
+        "day": Day.load(run.run_date, run) if run else None,
+        "form": SubscribeForm(initial={"language": request.LANGUAGE_CODE}),
+    }
+    return render(request, "signals/home.html", ctx)
+
+
+def about(request: HttpRequest) -> HttpResponse:
+    return render(request, "signals/about.html")
+
+
+def history(request: HttpRequest) -> HttpResponse:
+    """Every published run date; ?date=YYYY-MM-DD jumps to one."""
+    dates = published_dates()
+    wanted = request.GET.get("date")
+    if wanted:
+        try:
+            day = date.fromisoformat(wanted)
+        except ValueError:
+            ctx = {"dates": dates, "error": _("Enter a date as YYYY-MM-DD.")}
+            return render(request, "signals/history.html", ctx, status=400)
+        return redirect("signals:day", run_date=day.isoformat())
+    return render(request, "signals/history.html", {"dates": dates})
+
+
+def day(request: HttpRequest, run_date: str) -> HttpResponse:
+    try:
+        when = date.fromisoformat(run_date)
+    except ValueError:
+        raise Http404("not a date") from None
+    run = run_for_date(when)
+    if run is None:
+        raise Http404("no signals for that date")
+    dates = published_dates()
+    index = dates.index(when)
+    ctx = {
+        "day": Day.load(when, run),
+        "newer": dates[index - 1] if index > 0 else None,
+        "older": dates[index + 1] if index + 1 < len(dates) else None,
+    }
+    return render(request, "signals/day.html", ctx)
+
+
+def fund_list(request: HttpRequest, slug: str) -> HttpResponse:
+    fund_list = get_object_or_404(FundList.objects.prefetch_related("items__fund"), slug=slug)
+    run = latest_run()
+    signals = {}
+    if run:
+        rows = Signal.objects.filter(run_date=run.run_date, strategy=fund_list.strategy_code)
+        signals = {s.fund_id: s for s in rows.filter(fund__in=fund_list.funds.all())}
+    items = [(item.fund, signals.get(item.fund_id)) for item in fund_list.items.all()]
+    return render(
+        request, "signals/list.html", {"fund_list": fund_list, "items": items, "run": run}
+    )
+
+
+def fund(request: HttpRequest, ts_code: str) -> HttpResponse:
+    fund = get_object_or_404(Fund, ts_code=ts_code.upper())
+    chosen = request.GET.get("range", "1y")
+    if chosen not in RANGES:
+        raise Http404("unknown range")
+    found = fund_history(fund)
+    ctx = {"fund": fund, "ranges": list(RANGES), "chosen": chosen, "history": found}
+    if found is not None:
+        ctx["chart"] = _chart(found, RANGES[chosen])
+        run = latest_run()
+        current = Signal.objects.filter(fund=fund, strategy=found.strategy_code)
+        ctx["signal"] = current.filter(run_date=run.run_date).first() if run else None
+        ctx["trips"] = list(reversed(found.trips))
+        ctx["lists"] = list(fund.lists.all())
+    return render(request, "signals/fund.html", ctx)
+
+
+def _chart(history: FundHistory, days: int | None) -> str:
+    """The chart over the chosen range: close, both averages, BUY/SELL markers."""
+    dates = history.dates
+    start = 0
+    if days is not None:
+        start = int(np.searchsorted(dates, dates[-1] - np.timedelta64(days, "D")))
+    shown, qfq, state = dates[start:], history.qfq[start:], history.states.state[start:]
+    markers = [
+        charts.Marker(shown[i].item(), float(qfq[i]), str(state[i]))
+        for i in np.flatnonzero((state == BUY) | (state == SELL))
+    ]
+    series = [
+        charts.Series(_("Close (forward-adjusted)"), "close", qfq),
+        charts.Series(f"MA{history.params.short}", "ma-short", history.short_ma[start:]),
+        charts.Series(f"MA{history.params.long}", "ma-long", history.long_ma[start:]),
+    ]
+    title = f"{history.fund.name}: {shown[0].item()} – {shown[-1].item()}"
+    return charts.svg(shown, series, markers, title=title)

@@ -1,0 +1,67 @@
+from datetime import date
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from signals.models import Signal
+from tests.base import TushareTestCase, run_command
+
+
+class PagesTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-05-29")
+
+    def test_home_shows_the_latest_run_grouped_by_list_with_the_form(self):
+        Signal.objects.filter(fund=self.csi1000, run_date=date(2023, 6, 8)).update(state="BUY")
+        response = self.client.get("/")
+        self.assertContains(response, "Signals as of the close of 2023-06-08.")
+        self.assertContains(response, "BUY and SELL")
+        body = response.content.decode()
+        actions = body.index("BUY and SELL")
+        self.assertLess(actions, body.index("Long ETF"))
+        self.assertIn("中证1000ETF", body[actions : body.index("Long ETF")])
+        self.assertContains(response, 'name="email"')
+        self.assertContains(response, 'href="/about/signals/"')
+
+    def test_history_lists_run_dates_and_jumps_to_a_date(self):
+        response = self.client.get("/history/")
+        self.assertContains(response, 'href="/history/2023-06-08/"')
+        self.assertContains(response, 'href="/history/2023-05-29/"')
+        self.assertRedirects(
+            self.client.get("/history/", {"date": "2023-06-01"}), "/history/2023-06-01/"
+        )
+        self.assertEqual(self.client.get("/history/", {"date": "June"}).status_code, 400)
+
+    def test_a_day_has_previous_and_next_and_unknown_days_are_404(self):
+        response = self.client.get("/history/2023-06-01/")
+        self.assertContains(response, "Signals of 2023-06-01")
+        self.assertContains(response, 'rel="prev" href="/history/2023-05-31/"')
+        self.assertContains(response, 'rel="next" href="/history/2023-06-02/"')
+        self.assertEqual(self.client.get("/history/2023-06-03/").status_code, 404)
+        self.assertEqual(self.client.get("/history/not-a-date/").status_code, 404)
+
+    def test_the_fund_page_draws_the_chart_and_lists_round_trips(self):
+        response = self.client.get("/funds/510300.SH/", {"range": "5y"})
+        self.assertContains(response, "<svg")
+        body = response.content.decode()
+        for css in ("close", "ma-short", "ma-long"):
+            self.assertIn(f'<path class="{css}" d="M', body)
+        self.assertIn('class="marker buy"', body)
+        self.assertIn('class="marker sell"', body)
+        self.assertContains(response, "Round trips")
+        self.assertContains(response, "win rate")
+        self.assertEqual(self.client.get("/funds/510300.sh/").status_code, 200)
+        self.assertEqual(self.client.get("/funds/510300.SH/", {"range": "2w"}).status_code, 404)
+        self.assertEqual(self.client.get("/funds/999999.SH/").status_code, 404)
+
+    def test_list_and_about_pages(self):
+        self.assertContains(self.client.get("/lists/long-etf/"), "沪深300ETF")
+        self.assertEqual(self.client.get("/lists/nope/").status_code, 404)
+        self.assertContains(self.client.get("/about/signals/"), "not investment advice")
+
+    def test_pages_use_a_bounded_number_of_queries(self):
+        for url in ("/", "/history/2023-06-08/", "/lists/long-etf/", "/history/"):
+            with self.subTest(url=url), CaptureQueriesContext(connection) as queries:
+                self.client.get(url)
+            self.assertLessEqual(len(queries), 8, url)
