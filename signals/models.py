@@ -155,6 +155,7 @@ class SignalRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running"
         SUCCESS = "success"
+        INCOMPLETE = "incomplete", "incomplete (data not all published yet)"
         FAILED = "failed"
 
     run_date = models.DateField()
@@ -182,6 +183,11 @@ class SignalRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_date} {self.status}"
+
+    @property
+    def covers_everything(self) -> bool:
+        """Whether the run computed every fund (not one fund or one list)."""
+        return self.scope == "all" or self.scope.endswith("; all")
 
 
 class Signal(models.Model):

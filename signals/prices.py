@@ -69,6 +69,7 @@ def prices_sync(
 ) -> SyncReport:
     """Fetch every bar missing from the stored history of `funds` up to `until`."""
     report = SyncReport()
+    funds = [f for f in funds if f.list_date is None or f.list_date <= until]  # listed by then
     new = [f for f in funds if f.synced_until is None]
     behind = [f for f in funds if f.synced_until is not None and f.synced_until < until]
     incomplete = _incomplete_days(funds, until)

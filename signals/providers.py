@@ -157,11 +157,14 @@ class TushareProvider:
         return _normalise_cal(frame, "trade_cal")
 
     def fund_daily(self, **query: Any) -> pd.DataFrame:
-        frame = self._query_all("fund_daily", required=True, **self._params(**query))
+        # One day's answer for the market cannot be empty; a fund's range can.
+        required = query.get("trade_date") is not None
+        frame = self._query_all("fund_daily", required=required, **self._params(**query))
         return _normalise(frame, DAILY_COLUMNS, "fund_daily")
 
     def fund_adj(self, **query: Any) -> pd.DataFrame:
-        frame = self._query_all("fund_adj", required=True, **self._params(**query))
+        required = query.get("trade_date") is not None
+        frame = self._query_all("fund_adj", required=required, **self._params(**query))
         return _normalise(frame, ADJ_COLUMNS, "fund_adj")
 
     @staticmethod

@@ -135,6 +135,9 @@ def signals_generate(
         except (ProviderError, CalendarError) as e:
             _finish(run, [], {}, message=str(e), failed=True)
             raise RunError(str(e)) from e
+        except BaseException as e:  # a crash, or Ctrl-C: the run must not stay "running"
+            _finish(run, [], {}, message=f"crashed: {type(e).__name__}: {e}", failed=True)
+            raise
     return outcome
 
 
@@ -163,8 +166,11 @@ def _execute(
     message = ""
     if outcome.sync.adj_missing:
         days_text = ", ".join(str(d) for d in outcome.sync.adj_missing)
-        message = f"adjustment factors not published yet for {days_text}"
-    _finish(run, result.signals, errors, message=message, failed=False)
+        message = f"adjustment factors not published yet for {days_text}; run again later"
+    # Without the day's factors every fund would show yesterday's state: the
+    # run is incomplete, and no digest goes out until a later run completes it.
+    incomplete = run_date in outcome.sync.adj_missing
+    _finish(run, result.signals, errors, message=message, failed=False, incomplete=incomplete)
 
 
 def _finish(
@@ -174,6 +180,7 @@ def _finish(
     *,
     message: str,
     failed: bool,
+    incomplete: bool = False,
 ) -> None:
     counts = {state: 0 for state in STATE_ORDER}
     for signal in signals:
@@ -190,7 +197,11 @@ def _finish(
             f"{run.error_count} funds failed, more than SIGNALS_MAX_ERRORS="
             f"{settings.SIGNALS_MAX_ERRORS}; {message}".rstrip("; ")
         )
-    run.status = SignalRun.Status.FAILED if failed or too_many else SignalRun.Status.SUCCESS
+    run.status = SignalRun.Status.SUCCESS
+    if incomplete:
+        run.status = SignalRun.Status.INCOMPLETE
+    if failed or too_many:
+        run.status = SignalRun.Status.FAILED
     run.message = message
     run.finished_at = timezone.now()
     run.save()

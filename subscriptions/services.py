@@ -17,7 +17,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from signals.models import FundList, SignalRun
-from signals.services import signals_by_list
+from signals.selectors import signals_by_list
 from subscriptions import emails
 from subscriptions.models import Delivery, Digest, Subscriber
 
@@ -96,26 +96,31 @@ def subscriber_delete(*, subscriber: Subscriber) -> None:
 def digest_prepare(*, run_date: date) -> Digest:
     """Render the digest of a date once and write a delivery row per recipient.
 
-    Needs a successful signal run for the date. Running it again adds rows
-    only for subscribers confirmed since; nobody gets a second row.
+    Needs the date's latest run of every fund (not a run of one fund or
+    list) to have succeeded. Until the first copy goes out the digest is
+    rendered afresh, so a later complete run replaces an earlier one's
+    content; after that it stays as sent. Running it again adds rows only
+    for subscribers confirmed since; nobody gets a second row.
     """
-    run = (
-        SignalRun.objects.filter(run_date=run_date, finished_at__isnull=False)
-        .order_by("-finished_at")
-        .first()
-    )
-    if run is None:
-        raise DigestError(f"no signal run for {run_date}: run run_signals first")
+    finished = SignalRun.objects.filter(run_date=run_date, finished_at__isnull=False)
+    runs = [r for r in finished.order_by("-finished_at") if r.covers_everything]
+    if not runs:
+        raise DigestError(f"no signal run of every fund for {run_date}: run run_signals first")
+    run = runs[0]
     if run.status != SignalRun.Status.SUCCESS:
-        raise DigestError(f"the last signal run for {run_date} failed: no digest is sent")
+        raise DigestError(f"the last signal run for {run_date} is {run.status}: no digest is sent")
     digest = Digest.objects.filter(run_date=run_date).first()
-    if digest is None:
+    started = (
+        digest is not None and digest.deliveries.exclude(status=Delivery.Status.PENDING).exists()
+    )
+    if not started:
         groups = signals_by_list(run_date)
         stale = sum(s.stale for _fl, signals in groups for s in signals)
         parts = emails.render_digest(run_date, groups, stale=stale)
-        digest, _ = Digest.objects.get_or_create(
+        digest, _ = Digest.objects.update_or_create(
             run_date=run_date, defaults={"run": run, "parts": parts}
         )
+    assert digest is not None
     _write_ledger(digest)
     return digest
 
@@ -152,6 +157,7 @@ def digest_send(
     batch_size: int | None = None,
     rate: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    only: Sequence[int] | None = None,
 ) -> SendReport:
     """Send every due delivery of a digest, batch by batch, recording each result.
 
@@ -165,7 +171,7 @@ def digest_send(
     started, count = time.monotonic(), 0
     connection = mail.get_connection()
     field_format = merge_field_format(connection)
-    while batch := _claim(digest, batch_size):
+    while batch := _claim(digest, batch_size, only):
         report.batches += 1
         outcome = _BatchOutcome()
         try:
@@ -210,13 +216,22 @@ class _BatchOutcome:
             target[delivery.pk] = describe(error)
 
 
-def _claim(digest: Digest, size: int) -> list[Delivery]:
-    """Take up to `size` due rows; the status check makes each claim exclusive."""
+def _claim(digest: Digest, size: int, only: Sequence[int] | None = None) -> list[Delivery]:
+    """Take up to `size` due rows; the status check makes each claim exclusive.
+
+    Only confirmed subscribers' rows are taken: one who left, bounced or
+    complained after the ledger was written gets nothing.
+    """
     now = timezone.now()
     with transaction.atomic():
         due = Delivery.objects.filter(
-            digest=digest, status=Delivery.Status.PENDING, next_attempt_at__lte=now
+            digest=digest,
+            status=Delivery.Status.PENDING,
+            next_attempt_at__lte=now,
+            subscriber__status=Subscriber.Status.CONFIRMED,
         ).order_by("id")
+        if only is not None:
+            due = due.filter(id__in=only)
         ids = list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:size])
         if not ids:
             return []

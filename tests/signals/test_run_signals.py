@@ -1,5 +1,6 @@
 from datetime import date
 
+import pytest
 from django.core import mail
 from django.core.management.base import CommandError
 
@@ -121,15 +122,20 @@ class RunSignalsTestCase(TushareTestCase):
     def test_missing_adjustment_factor_is_stale_not_yesterdays_signal(self):
         run_command("run_signals", date="2023-06-07")
         self.server.inject(Fault.empty(), api_name="fund_adj", times=3)
-        out = run_command("run_signals", date="2023-06-08")
+        with self.assertRaisesMessage(CommandError, "run for 2023-06-08 incomplete"):
+            run_command("run_signals", date="2023-06-08")
         signals = Signal.objects.filter(run_date=date(2023, 6, 8))
         self.assertEqual({s.stale for s in signals}, {True})
         self.assertEqual({s.bar_date for s in signals}, {date(2023, 6, 7)})
         self.assertIn("adjustment factor for 2023-06-08 not published yet", signals[0].note)
-        self.assertIn("adjustment factors not published yet for 2023-06-08", out)
+        run = SignalRun.objects.get(run_date=date(2023, 6, 8))
+        self.assertEqual(run.status, SignalRun.Status.INCOMPLETE)
+        self.assertIn("adjustment factors not published yet for 2023-06-08", run.message)
         # The factor arrives: the next run completes the bar and the signal.
         run_command("run_signals", date="2023-06-08")
         self.assertFalse(Signal.objects.filter(run_date=date(2023, 6, 8), stale=True).exists())
+        latest = SignalRun.objects.filter(run_date=date(2023, 6, 8)).order_by("-finished_at")
+        self.assertEqual(latest.first().status, SignalRun.Status.SUCCESS)
         self.assertFalse(PriceBar.objects.filter(adj_factor__isnull=True).exists())
 
     def test_dry_run_keeps_nothing(self):
@@ -172,6 +178,23 @@ class RunSignalsTestCase(TushareTestCase):
         self.assertEqual(Signal.objects.count(), 3)  # the good funds still have theirs
         self.assertEqual(len(mail.outbox), 1)
         self.assertIn("159999.SZ", mail.outbox[0].body)
+
+    def test_a_crash_marks_the_run_failed_and_tells_the_admins(self):
+        self.settings_fixture.ADMINS = [("Ops", "ops@example.com")]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("signals.history.extend", lambda *a: 1 / 0)
+            with self.assertRaises(ZeroDivisionError):
+                run_command("run_signals", date="2023-06-08")
+        run = SignalRun.objects.get()
+        self.assertEqual(run.status, SignalRun.Status.FAILED)
+        self.assertIn("crashed: ZeroDivisionError", run.message)
+        self.assertEqual(len(mail.outbox), 1)
+
+    def test_a_fund_not_listed_yet_is_skipped_without_error(self):
+        make_fund("588999.SH", "Listed later", list_date=date(2024, 1, 2))
+        run_command("run_signals", date="2023-06-08")
+        run = SignalRun.objects.get()
+        self.assertEqual((run.status, run.error_count, run.funds), (SignalRun.Status.SUCCESS, 0, 3))
 
     def test_failures_up_to_the_threshold_keep_the_run_successful(self):
         make_fund("159999.SZ", "Unknown one")

@@ -105,12 +105,42 @@ class DigestTestCase(TushareTestCase):
     def test_a_failed_run_sends_no_digest(self):
         make_subscriber("a@example.com")
         SignalRun.objects.update(status=SignalRun.Status.FAILED)
-        with self.assertRaisesMessage(DigestError, "failed: no digest is sent"):
+        with self.assertRaisesMessage(DigestError, "is failed: no digest is sent"):
             digest_prepare(run_date=RUN_DATE)
-        with self.assertRaisesMessage(CommandError, "failed: no digest is sent"):
+        with self.assertRaisesMessage(CommandError, "is failed: no digest is sent"):
             run_command("send_digest", date="2023-06-08")
         self.assertFalse(Digest.objects.exists())
         self.assertEqual(mail.outbox, [])
+
+    def test_only_a_run_of_every_fund_decides_the_digest(self):
+        make_subscriber("a@example.com")
+        SignalRun.objects.update(status=SignalRun.Status.FAILED)
+        run_command("run_signals", date="2023-06-08", fund=["510300.SH"])  # partial, succeeds
+        with self.assertRaisesMessage(DigestError, "is failed"):
+            digest_prepare(run_date=RUN_DATE)
+        Digest.objects.all().delete()
+        run_command("run_signals", date="2023-06-07", list="long-etf")
+        with self.assertRaisesMessage(DigestError, "no signal run of every fund"):
+            digest_prepare(run_date=date(2023, 6, 7))
+
+    def test_the_digest_is_rendered_again_until_the_first_copy_goes_out(self):
+        make_subscriber("a@example.com")
+        digest = digest_prepare(run_date=RUN_DATE)
+        Signal.objects.filter(fund=self.csi1000).update(state="BUY")
+        digest = digest_prepare(run_date=RUN_DATE)
+        self.assertEqual(digest.parts["en"]["sections"][str(self.other.pk)]["buy"], 1)
+        digest_send(digest=digest)
+        Signal.objects.filter(fund=self.csi1000).update(state="SELL")
+        digest = digest_prepare(run_date=RUN_DATE)
+        self.assertEqual(digest.parts["en"]["sections"][str(self.other.pk)]["buy"], 1)
+
+    def test_a_subscriber_who_left_after_the_ledger_was_written_gets_nothing(self):
+        leaving = make_subscriber("leaving@example.com")
+        make_subscriber("staying@example.com")
+        digest = digest_prepare(run_date=RUN_DATE)
+        Subscriber.objects.filter(pk=leaving.pk).update(status=Subscriber.Status.BOUNCED)
+        digest_send(digest=digest)
+        self.assertEqual([m.to for m in mail.outbox], [["staying@example.com"]])
 
     def test_send_digest_command_and_run_signals_send(self):
         make_subscriber("a@example.com")
@@ -121,7 +151,7 @@ class DigestTestCase(TushareTestCase):
         self.assertIn("Digest 2023-06-07: 1 sent now", out)
         with self.assertRaisesMessage(CommandError, "bad date"):
             run_command("send_digest", date="yesterday")
-        with self.assertRaisesMessage(CommandError, "no signal run for 2023-06-06"):
+        with self.assertRaisesMessage(CommandError, "no signal run of every fund for 2023-06-06"):
             run_command("send_digest", date="2023-06-06")
 
     def test_queries_per_batch_do_not_grow_with_subscribers(self):

@@ -80,6 +80,8 @@ class Command(BaseCommand):
         assert run is not None
         if run.status == SignalRun.Status.FAILED:
             raise CommandError(f"run for {run.run_date} failed: {run.message}")
+        if run.status == SignalRun.Status.INCOMPLETE:
+            raise CommandError(f"run for {run.run_date} incomplete: {run.message}")
         if options["send"] and not outcome.dry_run:
             call_command(
                 "send_digest", date=run.run_date.isoformat(), stdout=self.stdout._out,
