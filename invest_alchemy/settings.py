@@ -180,6 +180,19 @@ if not REDIS_URL:
 # --- Email ------------------------------------------------------------------
 # Absolute links in emails start with this.
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.netloc:
+    raise ImproperlyConfigured(
+        f"SITE_URL must be like https://signals.example.com, not {SITE_URL!r}"
+    )
+# Forms posted from the public address pass Django's origin check.
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+# Behind a reverse proxy (Caddy, nginx) that sets X-Forwarded-Proto and
+# X-Forwarded-For: trust them for https detection and the client's address.
+BEHIND_PROXY = envbool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    RATELIMIT_IP_META_KEY = "subscriptions.views.client_ip"
 ADMINS = [("Admin", a.strip()) for a in os.getenv("ADMINS", "").split(",") if a.strip()]
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Invest Alchemy <signals@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

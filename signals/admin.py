@@ -141,7 +141,7 @@ class SignalRunAdmin(ReadOnlyAdmin):
 
     def run_view(self, request: HttpRequest) -> HttpResponse:
         """Run the signal job for a chosen date from the admin."""
-        if not request.user.has_perm("signals.view_signalrun"):
+        if not request.user.has_perm("signals.add_signalrun"):
             messages.error(request, "You may not run signals.")
             return HttpResponseRedirect(reverse("admin:index"))
         form = RunSignalsForm(request.POST or None)

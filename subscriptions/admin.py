@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -67,12 +68,9 @@ class SubscriberAdmin(admin.ModelAdmin):
             return
         confirmed = queryset.filter(status=Subscriber.Status.CONFIRMED)
         for subscriber in confirmed:
-            Delivery.objects.update_or_create(
-                digest=digest,
-                subscriber=subscriber,
-                defaults={"status": Delivery.Status.PENDING, "next_attempt_at": timezone.now()},
-            )
-        report = digest_send(digest=digest)
+            Delivery.objects.get_or_create(digest=digest, subscriber=subscriber)
+        rows = _resendable(Delivery.objects.filter(digest=digest, subscriber__in=confirmed))
+        report = digest_send(digest=digest, only=rows)
         skipped = queryset.count() - confirmed.count()
         self.message_user(
             request,
@@ -144,7 +142,23 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send these deliveries again")
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        digests = {d.digest for d in queryset.select_related("digest")}
-        queryset.update(status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
-        sent = sum(digest_send(digest=digest).sent for digest in digests)
-        self.message_user(request, f"{sent} sent.")
+        rows = _resendable(queryset)
+        digests = {d.digest for d in Delivery.objects.filter(pk__in=rows).select_related("digest")}
+        sent = sum(digest_send(digest=digest, only=rows).sent for digest in digests)
+        self.message_user(request, f"{sent} sent ({len(rows)} due).")
+
+
+# A sender holds its claimed rows for seconds; rows "sending" for longer were
+# left by a process that died, and only an operator may decide to resend them.
+SENDING_LEASE = timedelta(minutes=10)
+
+
+def _resendable(queryset: QuerySet[Delivery]) -> list[int]:
+    """Put these rows back in the queue, except those a running sender holds."""
+    now = timezone.now()
+    free = queryset.exclude(status=Delivery.Status.SENDING, claimed_at__gt=now - SENDING_LEASE)
+    ids = list(free.values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.Status.PENDING, next_attempt_at=now, claimed_at=None
+    )
+    return ids

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core import mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -42,11 +42,15 @@ def subscriber_subscribe(
     bounced or complained one is never mailed again.
     """
     email = normalise_email(email)
+    try:
+        # A double-clicked form for a new address: the second request finds
+        # the row the first one created.
+        Subscriber.objects.get_or_create(email=email, defaults={"language": language})
+    except IntegrityError:
+        pass
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
-        if subscriber is None:
-            subscriber = Subscriber.objects.create(email=email, language=language)
-        elif subscriber.is_suppressed or subscriber.status == Subscriber.Status.CONFIRMED:
+        subscriber = Subscriber.objects.select_for_update().get(email=email)
+        if subscriber.is_suppressed or subscriber.status == Subscriber.Status.CONFIRMED:
             return False
         if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
             subscriber.set_status(Subscriber.Status.PENDING)
@@ -55,7 +59,12 @@ def subscriber_subscribe(
         subscriber.confirmation_sent_at = timezone.now()
         subscriber.save()
         subscriber.fund_lists.set(fund_lists)
-    emails.confirm_subscription(subscriber)
+    try:
+        emails.confirm_subscription(subscriber)
+    except (smtplib.SMTPException, OSError, AnymailError):
+        # The same page as ever: the address may subscribe again later.
+        logger.exception("could not send the confirmation email to subscriber %s", subscriber.pk)
+        return False
     return True
 
 

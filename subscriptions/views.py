@@ -17,6 +17,12 @@ from subscriptions.forms import PreferencesForm, SubscribeForm
 from subscriptions.models import Subscriber
 
 
+def client_ip(request: HttpRequest) -> str:
+    """The address the proxy saw: the last entry it appended to X-Forwarded-For."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    return forwarded.split(",")[-1].strip() or request.META.get("REMOTE_ADDR", "")
+
+
 def _language(request: HttpRequest) -> str:
     language = translation.get_language() or "en"
     return "zh-hans" if language.lower().startswith("zh") else "en"
@@ -91,10 +97,10 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = Subscriber.from_token(token, "unsubscribe")
-    except Subscriber.DoesNotExist:
-        return render(request, "subscriptions/unsubscribed.html")  # gone already
-    except signing.BadSignature:
-        return _bad_link(request)
+    except (Subscriber.DoesNotExist, signing.BadSignature):
+        # Gone already, or a link that is not ours: the same answer for both,
+        # so the page tells nobody which subscriber numbers exist.
+        return render(request, "subscriptions/unsubscribed.html")
     if request.method == "POST":
         services.subscriber_unsubscribe(subscriber=subscriber)
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})

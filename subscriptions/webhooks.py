@@ -14,10 +14,11 @@ from typing import Any
 
 from anymail import urls as anymail_urls
 from anymail.signals import AnymailTrackingEvent, tracking
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import URLPattern
 
 from subscriptions.models import Subscriber
@@ -60,15 +61,34 @@ def suppress_on_tracking(
 
 
 def _is_transient(event: AnymailTrackingEvent) -> bool:
+    """A bounce that says "try later": Postmark's Type, SES's bounceType, Brevo's event."""
     raw = event.esp_event
-    return isinstance(raw, dict) and raw.get("Type") in TRANSIENT_BOUNCES
+    if not isinstance(raw, dict):
+        return False
+    bounce = raw.get("bounce")
+    ses_type = bounce.get("bounceType") if isinstance(bounce, dict) else None
+    return (
+        raw.get("Type") in TRANSIENT_BOUNCES
+        or ses_type == "Transient"
+        or raw.get("event") in ("soft_bounce", "deferred")
+    )
 
 
-def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A payload the provider's parser chokes on is a 400, logged, never a 500."""
+def guard(view: Callable[..., HttpResponse], esp: str) -> Callable[..., HttpResponse]:
+    """Only the configured provider's webhook, only with a secret; never a 500.
+
+    Without ANYMAIL["WEBHOOK_SECRET"] anymail would accept anyone's request,
+    so the webhook answers 404 until one is set, as it does for a provider
+    other than ANYMAIL_PROVIDER. A payload the parser chokes on is a logged 400.
+    """
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if esp != settings.ANYMAIL_PROVIDER or not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+            logger.warning(
+                "webhook %s refused: not the configured provider, or no secret", request.path
+            )
+            raise Http404("no such webhook")
         try:
             return view(request, *args, **kwargs)
         except (SuspiciousOperation, DatabaseError):
@@ -83,7 +103,12 @@ def guard(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 def urlpatterns() -> list[URLPattern]:
     """anymail's webhook URLs, each view guarded."""
     return [
-        URLPattern(p.pattern, guard(p.callback), p.default_args, p.name)
+        URLPattern(
+            p.pattern,
+            guard(p.callback, str(p.name).removesuffix("_tracking_webhook")),
+            p.default_args,
+            p.name,
+        )
         for p in anymail_urls.urlpatterns
-        if isinstance(p, URLPattern)
+        if isinstance(p, URLPattern) and str(p.name).endswith("_tracking_webhook")
     ]

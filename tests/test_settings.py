@@ -13,7 +13,8 @@ SHOW = (
     "import json, invest_alchemy.settings as s; "
     "print(json.dumps({k: str(getattr(s, k, '')) for k in "
     "['EMAIL_BACKEND', 'EMAIL_HOST', 'EMAIL_PORT', 'EMAIL_HOST_USER', 'EMAIL_USE_TLS', "
-    "'EMAIL_FILE_PATH', 'ANYMAIL', 'DEBUG', 'SECRET_KEY', 'DATABASES', 'CACHES']}))"
+    "'EMAIL_FILE_PATH', 'ANYMAIL', 'DEBUG', 'SECRET_KEY', 'DATABASES', 'CACHES', "
+    "'CSRF_TRUSTED_ORIGINS', 'SECURE_PROXY_SSL_HEADER', 'RATELIMIT_IP_META_KEY']}))"
 )
 
 
@@ -80,6 +81,7 @@ def test_anymail_provider_and_keys_choose_an_anymail_backend(tmp_path):
         ({"ANYMAIL_PROVIDER": "../../etc"}, "is not a provider name"),
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL is not a database URL"),
         ({"EMAIL_URL": "gopher://x"}, "EMAIL_URL is not an email URL"),
+        ({"SITE_URL": "signals.example.com"}, "SITE_URL must be like https://"),
     ],
 )
 def test_bad_values_stop_the_start_with_a_clear_error(env, message):
@@ -99,3 +101,11 @@ def test_databases_and_caches_follow_their_urls():
     assert "django.db.backends.postgresql" in values["DATABASES"]
     assert "RedisCache" in values["CACHES"]
     assert "DatabaseCache" in loaded()["CACHES"]
+
+
+def test_the_public_address_and_a_proxy_are_trusted():
+    values = loaded(SITE_URL="https://signals.example.com/", BEHIND_PROXY="1")
+    assert values["CSRF_TRUSTED_ORIGINS"] == "['https://signals.example.com']"
+    assert "HTTP_X_FORWARDED_PROTO" in values["SECURE_PROXY_SSL_HEADER"]
+    assert values["RATELIMIT_IP_META_KEY"] == "subscriptions.views.client_ip"
+    assert loaded()["SECURE_PROXY_SSL_HEADER"] == ""

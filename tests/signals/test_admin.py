@@ -73,3 +73,15 @@ class AdminTestCase(TushareTestCase):
         response = self.client.get(reverse("admin:signals_signalrun_run"))
         self.assertEqual(response.status_code, 302)
         self.assertIn("/admin/login/", response["Location"])
+
+    def test_staff_who_may_only_view_runs_cannot_run_the_job(self):
+        from django.contrib.auth.models import Permission
+
+        viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_signalrun"))
+        self.client.force_login(viewer)
+        response = self.client.post(
+            reverse("admin:signals_signalrun_run"), {"run_date": "2023-06-08"}
+        )
+        self.assertEqual(response.status_code, 302)
+        self.assertFalse(SignalRun.objects.exists())

@@ -5,6 +5,7 @@ from datetime import date
 from django.contrib.auth.models import User
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from subscriptions.models import Delivery, Digest, Subscriber
 from subscriptions.services import digest_prepare, digest_send
@@ -76,3 +77,24 @@ class SubscriptionsAdminTestCase(TushareTestCase):
         self.assertEqual(Delivery.objects.get().status, Delivery.Status.SENT)
         self.assertEqual(len(mail.outbox), 1)
         self.assertEqual(Digest.objects.get(), digest)
+
+    def test_resend_leaves_rows_a_running_sender_holds(self):
+        digest = digest_prepare(run_date=date(2023, 6, 8))
+        Delivery.objects.update(status=Delivery.Status.SENDING, claimed_at=timezone.now())
+        url = reverse("admin:subscriptions_delivery_changelist")
+        self.client.post(url, {"action": "resend", "_selected_action": [Delivery.objects.get().pk]})
+        self.assertEqual(Delivery.objects.get().status, Delivery.Status.SENDING)
+        self.assertEqual(mail.outbox, [])
+        self.assertEqual(digest.deliveries.count(), 1)
+
+
+class SubscribeFailureTestCase(TushareTestCase):
+    def test_a_mail_server_that_is_down_still_gives_the_same_page(self):
+        with self.settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=9,  # nothing listens there
+        ):
+            response = self.client.post("/subscribe/", {"email": "a@example.com", "language": "en"})
+        self.assertRedirects(response, "/subscribe/check-your-inbox/")
+        self.assertEqual(Subscriber.objects.get().status, Subscriber.Status.PENDING)

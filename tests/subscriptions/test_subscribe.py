@@ -215,3 +215,27 @@ class BadInputTestCase(BaseTestCase):
                 self.assertEqual(response.status_code, 405)
         self.assertFalse(Subscriber.objects.exists())
         self.assertEqual(mail.outbox, [])
+
+
+class ProxyTestCase(BaseTestCase):
+    def test_behind_a_proxy_the_limit_is_per_client_not_per_proxy(self):
+        from django.test import override_settings
+
+        with override_settings(
+            SUBSCRIBE_RATE_PER_IP="1/h", RATELIMIT_IP_META_KEY="subscriptions.views.client_ip"
+        ):
+            for n, client_ip in enumerate(["198.51.100.1", "198.51.100.2"]):
+                response = self.client.post(
+                    "/subscribe/",
+                    {"email": f"p{n}@example.com", "language": "en"},
+                    REMOTE_ADDR="10.0.0.1",
+                    HTTP_X_FORWARDED_FOR=f"203.0.113.9, {client_ip}",
+                )
+                self.assertEqual(response.status_code, 302)
+            again = self.client.post(
+                "/subscribe/",
+                {"email": "p3@example.com", "language": "en"},
+                REMOTE_ADDR="10.0.0.1",
+                HTTP_X_FORWARDED_FOR="198.51.100.1",
+            )
+            self.assertEqual(again.status_code, 429)

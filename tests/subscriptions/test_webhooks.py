@@ -95,7 +95,7 @@ PERMANENT = {
 }
 
 
-@override_settings(ANYMAIL=ANYMAIL)
+@override_settings(ANYMAIL=ANYMAIL, ANYMAIL_PROVIDER="mailgun")
 class MailgunWebhookTestCase(ProviderTestCase):
     url_name = "mailgun_tracking_webhook"
 
@@ -199,7 +199,7 @@ SPAM = postmark(
 )  # fmt: skip
 
 
-@override_settings(ANYMAIL=ANYMAIL)
+@override_settings(ANYMAIL=ANYMAIL, ANYMAIL_PROVIDER="postmark")
 class PostmarkWebhookTestCase(ProviderTestCase):
     url_name = "postmark_tracking_webhook"
 
@@ -269,3 +269,44 @@ class PostmarkWebhookTestCase(ProviderTestCase):
         for payload in ({}, {"Email": EMAIL}, postmark("Bounce")):
             self.assertEqual(self.post(payload).status_code, 200)
         self.assert_status(Subscriber.Status.CONFIRMED)
+
+
+class WebhookExposureTestCase(TestCase):
+    """Only the configured provider's webhook exists, and only with a secret."""
+
+    def setUp(self):
+        self.reader = Subscriber.objects.create(email="victim@example.com", status="confirmed")
+        self.spam = {"event": "spam", "email": "victim@example.com"}
+
+    def post(self, name):
+        return self.client.post(
+            reverse(f"anymail:{name}_tracking_webhook"),
+            data=json.dumps(self.spam),
+            content_type="application/json",
+        )
+
+    def test_without_a_secret_every_webhook_is_404(self):
+        with override_settings(ANYMAIL={}, ANYMAIL_PROVIDER="brevo"):
+            self.assertEqual(self.post("brevo").status_code, 404)
+        self.reader.refresh_from_db()
+        self.assertEqual(self.reader.status, "confirmed")
+
+    def test_another_providers_webhook_is_404(self):
+        with override_settings(ANYMAIL={"WEBHOOK_SECRET": SECRET}, ANYMAIL_PROVIDER="mailgun"):
+            self.assertEqual(self.post("brevo").status_code, 404)
+        self.reader.refresh_from_db()
+        self.assertEqual(self.reader.status, "confirmed")
+
+    def test_a_brevo_soft_bounce_keeps_the_reader(self):
+        auth = "Basic " + base64.b64encode(SECRET.encode()).decode()
+        payload = {"event": "soft_bounce", "email": "victim@example.com", "reason": "mailbox full"}
+        with override_settings(ANYMAIL={"WEBHOOK_SECRET": SECRET}, ANYMAIL_PROVIDER="brevo"):
+            response = self.client.post(
+                reverse("anymail:brevo_tracking_webhook"),
+                data=json.dumps(payload),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=auth,
+            )
+        self.assertEqual(response.status_code, 200)
+        self.reader.refresh_from_db()
+        self.assertEqual(self.reader.status, "confirmed")
