@@ -1,0 +1,138 @@
+"""A read-only JSON API: the latest signals, one run date, one fund's history.
+
+Answers carry ETag and Last-Modified from the run they come from, so a
+client polling after each close gets a cheap 304 until a new run lands.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import condition, require_GET
+
+from signals.models import Fund, Signal, SignalRun
+from signals.selectors import latest_run, run_for_date, signals_by_list
+
+MAX_HISTORY = 5000
+
+
+def error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def signal_json(signal: Signal) -> dict[str, Any]:
+    return {
+        "ts_code": signal.fund.ts_code,
+        "name": signal.fund.name,
+        "strategy": signal.strategy,
+        "run_date": signal.run_date.isoformat(),
+        "bar_date": signal.bar_date.isoformat(),
+        "state": signal.state,
+        "stale": signal.stale,
+        "note": signal.note,
+        "close": signal.close,
+        "qfq_close": signal.qfq_close,
+        "short_ma": signal.short_ma,
+        "long_ma": signal.long_ma,
+        "since": signal.since.isoformat() if signal.since else None,
+        "since_start": signal.since_start,
+        "days": signal.days,
+        "change": signal.change,
+    }
+
+
+def run_json(run: SignalRun) -> dict[str, Any]:
+    groups = signals_by_list(run.run_date)
+    return {
+        "run_date": run.run_date.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "counts": {
+            "buy": run.buy,
+            "sell": run.sell,
+            "hold": run.hold,
+            "empty": run.empty,
+            "insufficient": run.insufficient,
+            "stale": run.stale,
+        },  # fmt: skip
+        "lists": [
+            {"slug": fl.slug, "name": fl.name, "signals": [signal_json(s) for s in signals]}
+            for fl, signals in groups
+        ],
+    }
+
+
+def _run_etag(run: SignalRun | None) -> str | None:
+    return f"run-{run.pk}-{run.finished_at.timestamp():.0f}" if run and run.finished_at else None
+
+
+def _run_modified(run: SignalRun | None) -> datetime | None:
+    return run.finished_at if run else None
+
+
+def _dated(request: HttpRequest, run_date: str) -> SignalRun | None:
+    try:
+        return run_for_date(date.fromisoformat(run_date))
+    except ValueError:
+        return None
+
+
+@require_GET
+@condition(
+    etag_func=lambda request: _run_etag(latest_run()),
+    last_modified_func=lambda request: _run_modified(latest_run()),
+)
+def latest(request: HttpRequest) -> HttpResponse:
+    run = latest_run()
+    if run is None:
+        return error(404, "no signals yet")
+    return JsonResponse(run_json(run), json_dumps_params={"ensure_ascii": False})
+
+
+@require_GET
+@condition(
+    etag_func=lambda request, run_date: _run_etag(_dated(request, run_date)),
+    last_modified_func=lambda request, run_date: _run_modified(_dated(request, run_date)),
+)
+def by_date(request: HttpRequest, run_date: str) -> HttpResponse:
+    try:
+        day = date.fromisoformat(run_date)
+    except ValueError:
+        return error(400, f"{run_date!r} is not a date: use YYYY-MM-DD")
+    run = run_for_date(day)
+    if run is None:
+        return error(404, f"no signals for {day}")
+    return JsonResponse(run_json(run), json_dumps_params={"ensure_ascii": False})
+
+
+@require_GET
+@condition(
+    etag_func=lambda request, ts_code: _run_etag(latest_run()),
+    last_modified_func=lambda request, ts_code: _run_modified(latest_run()),
+)
+def fund_history(request: HttpRequest, ts_code: str) -> HttpResponse:
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD&limit=N (newest first, at most 5000)."""
+    fund = Fund.objects.filter(ts_code=ts_code.upper()).first()
+    if fund is None:
+        return error(404, f"unknown fund {ts_code!r}")
+    try:
+        start = date.fromisoformat(request.GET["from"]) if "from" in request.GET else None
+        end = date.fromisoformat(request.GET["to"]) if "to" in request.GET else None
+    except ValueError:
+        return error(400, "from and to must be dates as YYYY-MM-DD")
+    limit_text = request.GET.get("limit", "250")
+    if (
+        not limit_text.isascii()
+        or not limit_text.isdigit()
+        or not 1 <= int(limit_text) <= MAX_HISTORY
+    ):
+        return error(400, f"limit must be a whole number from 1 to {MAX_HISTORY}")
+    rows = Signal.objects.filter(fund=fund).select_related("fund").order_by("-run_date")
+    if start:
+        rows = rows.filter(run_date__gte=start)
+    if end:
+        rows = rows.filter(run_date__lte=end)
+    body = {"ts_code": fund.ts_code, "name": fund.name,
+            "signals": [signal_json(s) for s in rows[: int(limit_text)]]}  # fmt: skip
+    return JsonResponse(body, json_dumps_params={"ensure_ascii": False})
