@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
@@ -207,9 +207,6 @@ def backfill(
         series: dict[int, Series] = {}
         for fund_ids in _chunks(sorted({t.fund.pk for t in targets}), CHUNK):
             series.update(load_series(fund_ids, until=days[-1]))
-        # Each earlier day gets a run of its own, as if the job had run that day.
-        day_runs = _day_runs(run, days)
-        run_ids = np.array([day_runs[d].pk if d in day_runs else run.pk for d in days])
         tally = _Tally()
         with _signal_writer() as write:
             for chunk in _chunks(targets, CHUNK):
@@ -222,7 +219,7 @@ def backfill(
                         target,
                         series.pop(target.fund.pk, None),
                         day_array,
-                        run_ids,
+                        run,
                     )
                     if frame is not None and len(frame):
                         frames.append(frame)
@@ -231,28 +228,11 @@ def backfill(
                     frame = pd.concat(frames, ignore_index=True)
                     tally.add(frame)
                     result.stored += write(frame)
-        tally.close(day_runs, result.errors)
+        # Each earlier day gets a run record of its own, as if the job had run
+        # that day; the rows point at the run that wrote them, this one.
+        tally.record_days(run, days, result.errors)
     result.signals = list(Signal.objects.filter(run=run, run_date=days[-1]).select_related("fund"))
     return result
-
-
-def _day_runs(run: SignalRun, days: Sequence[date]) -> dict[date, SignalRun]:
-    """A run record for each backfilled day before the run's own, replacing earlier ones."""
-    earlier = [d for d in days if d != run.run_date]
-    scope = f"backfill {days[0]} to {days[-1]}; {run.scope}"
-    SignalRun.objects.filter(run_date__in=earlier, scope__startswith="backfill ").delete()
-    runs = SignalRun.objects.bulk_create(
-        SignalRun(
-            run_date=day,
-            strategy=run.strategy,
-            provider=run.provider,
-            scope=scope,
-            backfill_from=days[0],
-            started_at=run.started_at,
-        )
-        for day in earlier
-    )
-    return {r.run_date: r for r in runs}
 
 
 class _Tally:
@@ -274,25 +254,47 @@ class _Tally:
             self.stale[pd.Timestamp(day).date()] += int(stale)
             self.funds[pd.Timestamp(day).date()] += int(funds)
 
-    def close(self, runs: dict[date, SignalRun], errors: dict[str, str]) -> None:
+    def record_days(self, run: SignalRun, days: Sequence[date], errors: dict[str, str]) -> None:
+        """A finished run per backfilled day before `run`'s own, replacing earlier ones."""
+        earlier = [d for d in days if d != run.run_date]
+        SignalRun.objects.filter(run_date__in=earlier, scope__startswith="backfill ").delete()
         failed = len(errors) > settings.SIGNALS_MAX_ERRORS
-        now = timezone.now()
         listed = [{"ts_code": code, "error": text} for code, text in sorted(errors.items())]
-        for day, run in runs.items():
-            states = self.states[day]
-            run.buy, run.sell, run.hold = states[BUY], states[SELL], states[HOLD]
-            run.empty, run.insufficient = states[EMPTY], states["INSUFFICIENT"]
-            run.stale, run.funds = self.stale[day], self.funds[day] + len(errors)
-            run.error_count, run.errors = len(errors), listed
-            run.status = SignalRun.Status.FAILED if failed else SignalRun.Status.SUCCESS
-            run.finished_at = now
-        SignalRun.objects.bulk_update(list(runs.values()), _RUN_FIELDS, batch_size=500)
+        now = timezone.now()
+        scope = f"backfill {days[0]} to {days[-1]}; {run.scope}"
+        SignalRun.objects.bulk_create(
+            (self._run(run, day, listed, failed, now, scope) for day in earlier), batch_size=1000
+        )
 
-
-_RUN_FIELDS = [
-    "buy", "sell", "hold", "empty", "insufficient", "stale", "funds", "error_count", "errors",
-    "status", "finished_at",
-]  # fmt: skip
+    def _run(
+        self,
+        run: SignalRun,
+        day: date,
+        errors: list[dict[str, str]],
+        failed: bool,
+        now: datetime,
+        scope: str,
+    ) -> SignalRun:
+        states = self.states[day]
+        return SignalRun(
+            run_date=day,
+            strategy=run.strategy,
+            provider=run.provider,
+            scope=scope,
+            backfill_from=run.backfill_from,
+            started_at=run.started_at,
+            finished_at=now,
+            status=SignalRun.Status.FAILED if failed else SignalRun.Status.SUCCESS,
+            funds=self.funds[day] + len(errors),
+            buy=states[BUY],
+            sell=states[SELL],
+            hold=states[HOLD],
+            empty=states[EMPTY],
+            insufficient=states["INSUFFICIENT"],
+            stale=self.stale[day],
+            error_count=len(errors),
+            errors=errors,
+        )
 
 
 def _guarded(result: ComputeResult, target: Target, func: Callable[..., T], *args: Any) -> T | None:
@@ -377,7 +379,7 @@ def _make_signal(
 
 
 def _history_frame(
-    target: Target, series: Series | None, days: np.ndarray, run_ids: np.ndarray
+    target: Target, series: Series | None, days: np.ndarray, run: SignalRun
 ) -> pd.DataFrame | None:
     """One row per day in `days` from the fund's first bar on: the day's signal."""
     if series is None or series.dates.size == 0:
@@ -409,7 +411,7 @@ def _history_frame(
             "since_start": states.since_start[at],
             "days": _nullable_days(states.days[at]),
             "change": states.change[at],
-            "run_id": run_ids[listed],
+            "run_id": run.pk,
         }
     )
 

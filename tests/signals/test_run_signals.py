@@ -104,7 +104,7 @@ class RunSignalsTestCase(TushareTestCase):
             self.assertEqual(run.funds, 3)
             self.assertEqual(run.hold, stored.filter(state="HOLD").count())
             self.assertEqual(run.empty, stored.filter(state="EMPTY").count())
-            self.assertEqual(set(stored.values_list("run_id", flat=True)), {run.pk})
+            self.assertEqual(set(stored.values_list("run_id", flat=True)), {runs[days[-1]].pk})
 
     def test_a_closed_day_says_so_and_changes_nothing(self):
         out = run_command("run_signals", date="2023-05-01")  # Labour Day, a Monday
