@@ -7,6 +7,7 @@ from subscriptions import webhooks
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("anymail/", include((webhooks.urlpatterns(), "anymail"))),
     path("", include("subscriptions.urls")),
     path("", include("signals.urls")),

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from signals.strategy import (
     BUY,
@@ -239,22 +240,27 @@ class Signal(models.Model):
         return (parts[1], parts[2]) if len(parts) == 3 else ("short", "long")
 
     def summary_line(self) -> str:
-        """One line as the digest and the command print it."""
+        """One line as the digest and the command print it, in the active language."""
         head = f"{self.fund.name} ({self.fund.ts_code}) {self.state}"
         short, long = self.windows
         if self.state in (BUY, SELL):
-            line = (
-                f"{head} — close {_price(self.close)}, MA{short} {_price(self.short_ma)}, "
-                f"MA{long} {_price(self.long_ma)}"
-            )
+            line = _("%(head)s — close %(close)s, MA%(short)s %(short_ma)s, MA%(long)s %(long_ma)s")
+            values = {"close": _price(self.close), "short_ma": _price(self.short_ma),
+                      "long_ma": _price(self.long_ma), "short": short, "long": long}  # fmt: skip
         elif self.state in (HOLD, EMPTY):
-            since = f"the start of the data, {self.since}" if self.since_start else str(self.since)
-            line = f"{head} since {since} ({self.days} days), {_percent(self.change)}"
+            line = _("%(head)s since %(since)s (%(days)s days), %(change)s")
+            if self.since_start:
+                line = _(
+                    "%(head)s since the start of the data, %(since)s (%(days)s days), %(change)s"
+                )
+            values = {"since": self.since, "days": self.days, "change": _percent(self.change)}
         else:
-            line = f"{head} — fewer than {int(long) + 1 if long.isdigit() else 'enough'} bars"
+            line = _("%(head)s — not enough data for MA%(long)s yet")
+            values = {"long": long}
+        text = line % {"head": head, **values}
         if self.stale:
-            line += f" [stale: last bar {self.bar_date}]"
-        return line
+            text += _(" [stale: last bar %(day)s]") % {"day": self.bar_date}
+        return text
 
 
 def _price(value: float | None) -> str:
