@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import condition, require_GET
 
@@ -44,6 +45,16 @@ def signal_json(signal: Signal) -> dict[str, Any]:
 
 
 def run_json(run: SignalRun) -> dict[str, Any]:
+    """The answer for a run, built once per run (the key changes with each run)."""
+    key = f"run-json:{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _run_json(run)
+        cache.set(key, cached, timeout=7 * 24 * 3600)
+    return dict(cached)
+
+
+def _run_json(run: SignalRun) -> dict[str, Any]:
     groups = signals_by_list(run.run_date)
     return {
         "run_date": run.run_date.isoformat(),

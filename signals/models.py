@@ -245,8 +245,10 @@ class Signal(models.Model):
         short, long = self.windows
         if self.state in (BUY, SELL):
             line = _("%(head)s — close %(close)s, MA%(short)s %(short_ma)s, MA%(long)s %(long_ma)s")
-            values = {"close": _price(self.close), "short_ma": _price(self.short_ma),
-                      "long_ma": _price(self.long_ma), "short": short, "long": long}  # fmt: skip
+            values: dict[str, object] = {
+                "close": _price(self.close), "short_ma": _price(self.short_ma),
+                "long_ma": _price(self.long_ma), "short": short, "long": long,
+            }  # fmt: skip
         elif self.state in (HOLD, EMPTY):
             line = _("%(head)s since %(since)s (%(days)s days), %(change)s")
             if self.since_start:

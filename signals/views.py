@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 from signals import charts
-from signals.models import Fund, FundList, Signal
+from signals.models import Fund, FundList, Signal, SignalRun
 from signals.selectors import (
     Day,
     FundHistory,
@@ -21,12 +23,29 @@ from signals.strategy import BUY, SELL
 from subscriptions.forms import SubscribeForm
 
 RANGES = {"3m": 92, "1y": 366, "5y": 1827, "all": None}
+DAY_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def day_html(request: HttpRequest, run: SignalRun) -> str:
+    """A run's signal tables, rendered once per run and language.
+
+    The key names the run and when it finished, so a new run (or the same
+    date run again) is a new key: nothing needs invalidating by hand.
+    """
+    key = f"day-html:{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}:{request.LANGUAGE_CODE}"
+    html = cache.get(key)
+    if html is None:
+        ctx = {"day": Day.load(run.run_date, run)}
+        html = render_to_string("signals/_day.html", ctx, request=request)
+        cache.set(key, html, timeout=DAY_CACHE_SECONDS)
+    return str(html)
 
 
 def home(request: HttpRequest) -> HttpResponse:
     run = latest_run()
     ctx = {
-        "day": Day.load(run.run_date, run) if run else None,
+        "run": run,
+        "day_html": day_html(request, run) if run else "",
         "form": SubscribeForm(initial={"language": request.LANGUAGE_CODE}),
     }
     return render(request, "signals/home.html", ctx)
@@ -61,7 +80,8 @@ def day(request: HttpRequest, run_date: str) -> HttpResponse:
     dates = published_dates()
     index = dates.index(when)
     ctx = {
-        "day": Day.load(when, run),
+        "run": run,
+        "day_html": day_html(request, run),
         "newer": dates[index - 1] if index > 0 else None,
         "older": dates[index + 1] if index + 1 < len(dates) else None,
     }

@@ -64,4 +64,17 @@ class PagesTestCase(TushareTestCase):
         for url in ("/", "/history/2023-06-08/", "/lists/long-etf/", "/history/"):
             with self.subTest(url=url), CaptureQueriesContext(connection) as queries:
                 self.client.get(url)
-            self.assertLessEqual(len(queries), 8, url)
+            self.assertLessEqual(len(queries), 12, url)
+
+    def test_the_signal_tables_are_built_once_per_run(self):
+        self.client.get("/")  # renders and caches this run's tables
+        with CaptureQueriesContext(connection) as queries:
+            self.assertContains(self.client.get("/"), "Signals as of the close of 2023-06-08.")
+        # The latest run, the cached tables, and the subscription form's lists.
+        self.assertLessEqual(len(queries), 3)
+        buy = '<span class="badge buy">BUY</span>'
+        Signal.objects.filter(run_date=date(2023, 6, 8), fund=self.hs300).update(state="BUY")
+        self.assertNotContains(self.client.get("/"), buy)  # still this run's tables
+        run_command("run_signals", date="2023-06-08")  # a new run of the date: new tables
+        Signal.objects.filter(run_date=date(2023, 6, 8), fund=self.hs300).update(state="BUY")
+        self.assertContains(self.client.get("/"), buy)
