@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from django.conf import settings as django_settings
+from django.utils import translation
 
 from tests.smtp_server import SmtpSink
 from tests.tushare_server import TushareServer
@@ -16,6 +17,13 @@ SAMPLE = Path(django_settings.SAMPLE_DATA_DIR)
 def read_sample(name: str) -> pd.DataFrame:
     """A bundled sample table as Tushare serves it: every column as text."""
     return pd.read_csv(SAMPLE / f"{name}.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request activates its language for the thread; the next test starts afresh."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,12 @@ from datetime import date
 from typing import Any
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    no_translations,
+)
 from tqdm import tqdm
 
 from signals.models import SignalRun
@@ -55,6 +60,7 @@ class Command(BaseCommand):
             "--send", action="store_true", help="Send the digest after a successful run."
         )
 
+    @no_translations
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = options["verbosity"]
         try:
