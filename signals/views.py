@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import numpy as np
 from django.core.cache import cache
@@ -32,11 +34,26 @@ def day_html(request: HttpRequest, run: SignalRun) -> str:
     The key names the run and when it finished, so a new run (or the same
     date run again) is a new key: nothing needs invalidating by hand.
     """
-    key = f"day-html:{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}:{request.LANGUAGE_CODE}"
+    return _cached_html(
+        request,
+        f"day:{run_key(run)}",
+        "signals/_day.html",
+        lambda: {"day": Day.load(run.run_date, run)},
+    )
+
+
+def run_key(run: SignalRun | None) -> str:
+    """Names a run and when it finished: a new run is a new cache key."""
+    return f"{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}" if run and run.finished_at else "none"
+
+
+def _cached_html(
+    request: HttpRequest, key: str, template: str, context: Callable[[], dict[str, Any]]
+) -> str:
+    key = f"html:{key}:{request.LANGUAGE_CODE}"
     html = cache.get(key)
     if html is None:
-        ctx = {"day": Day.load(run.run_date, run)}
-        html = render_to_string("signals/_day.html", ctx, request=request)
+        html = render_to_string(template, context(), request=request)
         cache.set(key, html, timeout=DAY_CACHE_SECONDS)
     return str(html)
 
@@ -106,16 +123,25 @@ def fund(request: HttpRequest, ts_code: str) -> HttpResponse:
     chosen = request.GET.get("range", "1y")
     if chosen not in RANGES:
         raise Http404("unknown range")
+    run = latest_run()
+    key = f"fund:{fund.pk}:{chosen}:{run_key(run)}"
+    body = _cached_html(
+        request, key, "signals/_fund.html", lambda: _fund_context(fund, chosen, run)
+    )
+    return render(request, "signals/fund.html", {"fund": fund, "body": body})
+
+
+def _fund_context(fund: Fund, chosen: str, run: SignalRun | None) -> dict[str, Any]:
+    """The fund's history evaluated, charted and paired into round trips."""
     found = fund_history(fund)
-    ctx = {"fund": fund, "ranges": list(RANGES), "chosen": chosen, "history": found}
+    ctx: dict[str, Any] = {"fund": fund, "ranges": list(RANGES), "chosen": chosen, "history": found}
+    ctx["lists"] = list(fund.lists.all())
     if found is not None:
         ctx["chart"] = _chart(found, RANGES[chosen])
-        run = latest_run()
         current = Signal.objects.filter(fund=fund, strategy=found.strategy_code)
         ctx["signal"] = current.filter(run_date=run.run_date).first() if run else None
         ctx["trips"] = list(reversed(found.trips))
-        ctx["lists"] = list(fund.lists.all())
-    return render(request, "signals/fund.html", ctx)
+    return ctx
 
 
 def _chart(history: FundHistory, days: int | None) -> str:

@@ -78,3 +78,12 @@ class PagesTestCase(TushareTestCase):
         run_command("run_signals", date="2023-06-08")  # a new run of the date: new tables
         Signal.objects.filter(run_date=date(2023, 6, 8), fund=self.hs300).update(state="BUY")
         self.assertContains(self.client.get("/"), buy)
+
+    def test_a_fund_page_is_built_once_per_run_and_range(self):
+        self.client.get("/funds/510300.SH/")
+        with CaptureQueriesContext(connection) as queries:
+            self.assertContains(self.client.get("/funds/510300.SH/"), "<svg")
+        self.assertLessEqual(len(queries), 3)  # the fund, the latest run, the cached page
+        with CaptureQueriesContext(connection) as queries:
+            self.client.get("/funds/510300.SH/", {"range": "all"})
+        self.assertGreater(len(queries), 3)  # another range: built once more
