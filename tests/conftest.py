@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,24 @@ def smtp(settings) -> Iterator[SmtpSink]:
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
         settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
         yield sink
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium through Playwright; with CI=true it must be there."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_setup import ARGS, chromium
+
+    # Playwright's synchronous API keeps an event loop in this thread; the
+    # Django calls the tests make between page actions are synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    path = chromium()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing and could not be installed (apt-get install chromium)")
+        pytest.skip("Chromium is not installed here: apt-get install chromium to run browser tests")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=ARGS)
+        yield launched
+        launched.close()

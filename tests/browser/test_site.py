@@ -1,0 +1,94 @@
+"""The site in a real headless Chromium, against a live server."""
+
+import re
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+
+from subscriptions.models import Subscriber
+from tests.base import make_fund, make_list
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def site(live_server, tushare, settings):
+    """The live server with three sample funds and their signals."""
+    settings.SITE_URL = live_server.url
+    funds = [make_fund("510300.SH", "沪深300ETF"), make_fund("513100.SH", "纳指ETF")]
+    make_list("long-etf", funds, name="Long ETF", position=1)
+    call_command("run_signals", date="2023-06-08", backfill_from="2023-06-01", verbosity=0)
+    return live_server.url
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+def link_in(message, kind: str, base: str) -> str:
+    found = re.search(rf"{re.escape(base)}/{kind}/\S+/", message.body)
+    assert found, message.body
+    return found.group(0)
+
+
+def test_subscribe_confirm_change_preferences_and_unsubscribe(page, site):
+    page.goto(site + "/")
+    page.fill("#id_email", "reader@example.com")
+    page.click("form[action='/subscribe/'] button[type=submit]")
+    page.wait_for_url("**/check-your-inbox/")
+    assert "Check your inbox" in page.inner_text("h1")
+
+    confirm = link_in(mail.outbox[-1], "confirm", site)
+    page.goto(confirm)
+    assert Subscriber.objects.get().status == "pending"  # opening the link changes nothing
+    page.click("#confirm-form button")
+    page.wait_for_selector("text=You are subscribed")
+    subscriber = Subscriber.objects.get()
+    assert subscriber.status == "confirmed"
+
+    page.goto(subscriber.preferences_url())
+    page.check("#id_actionable_only")
+    page.select_option("#id_language", "zh-hans")
+    page.click("main form button[type=submit] >> nth=0")
+    page.wait_for_selector("[role=status]")
+    subscriber.refresh_from_db()
+    assert (subscriber.actionable_only, subscriber.language) == (True, "zh-hans")
+
+    page.goto(subscriber.unsubscribe_url())
+    page.click("main form button")
+    page.wait_for_selector("h1")
+    subscriber.refresh_from_db()
+    assert subscriber.status == "unsubscribed"
+    assert page.errors == []
+
+
+def test_the_fund_chart_draws_three_series_and_markers(page, site):
+    page.goto(site + "/funds/510300.SH/?range=all")
+    chart = page.locator("svg.chart")
+    assert chart.is_visible()
+    for css in ("close", "ma-short", "ma-long"):
+        path = chart.locator(f"path.{css}")
+        assert path.count() == 1
+        assert len(path.get_attribute("d")) > 1000
+        assert path.bounding_box()["width"] > 300
+    assert chart.locator("polygon.marker.buy").count() > 0
+    assert chart.locator("polygon.marker.sell").count() > 0
+    assert page.errors == []
+
+
+def test_switching_the_language(page, site):
+    page.goto(site + "/")
+    assert page.inner_text("h1") == "ETF trading signals"
+    page.select_option("#language", "zh-hans")
+    page.click("footer form button")
+    page.wait_for_selector("html[lang=zh-hans]")
+    assert page.inner_text("h1") == "ETF交易信号"
+    assert page.errors == []
