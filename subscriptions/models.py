@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from signals.models import FundList, SignalRun
 
@@ -25,11 +26,11 @@ def new_secret() -> str:
 
 class Subscriber(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending"
-        CONFIRMED = "confirmed"
-        UNSUBSCRIBED = "unsubscribed"
-        BOUNCED = "bounced"
-        COMPLAINED = "complained"
+        PENDING = "pending", _("pending confirmation")
+        CONFIRMED = "confirmed", _("confirmed")
+        UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
+        BOUNCED = "bounced", _("bounced")
+        COMPLAINED = "complained", _("complained")
 
     # Stored lower-cased and trimmed; unique whatever the case it was typed in.
     email = models.EmailField(max_length=254)
