@@ -168,6 +168,8 @@ CACHES = {
         else {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "invest_alchemy_cache",
+            # Room for every fund page in both languages and four ranges.
+            "OPTIONS": {"MAX_ENTRIES": envint("CACHE_MAX_ENTRIES", 20_000, minimum=100)},
         }
     )
 }
