@@ -9,6 +9,7 @@ app_name = "signals"
 urlpatterns = [
     path("", views.home, name="home"),
     path("about/signals/", views.about, name="about"),
+    path("robots.txt", views.robots, name="robots"),
     path("history/", views.history, name="history"),
     path("history/<str:run_date>/", views.day, name="day"),
     path("lists/<slug:slug>/", views.fund_list, name="list"),

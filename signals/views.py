@@ -68,6 +68,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "signals/home.html", ctx)
 
 
+def robots(request: HttpRequest) -> HttpResponse:
+    """Crawlers may read everything but the admin and the personal links."""
+    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /confirm/",
+             "Disallow: /unsubscribe/", "Disallow: /preferences/", ""]  # fmt: skip
+    return HttpResponse("\n".join(lines), content_type="text/plain")
+
+
 def about(request: HttpRequest) -> HttpResponse:
     return render(request, "signals/about.html")
 

@@ -55,6 +55,11 @@ class PagesTestCase(TushareTestCase):
         self.assertEqual(self.client.get("/funds/510300.SH/", {"range": "2w"}).status_code, 404)
         self.assertEqual(self.client.get("/funds/999999.SH/").status_code, 404)
 
+    def test_robots_keep_crawlers_out_of_personal_links(self):
+        response = self.client.get("/robots.txt")
+        self.assertEqual(response["Content-Type"], "text/plain")
+        self.assertContains(response, "Disallow: /unsubscribe/")
+
     def test_list_and_about_pages(self):
         self.assertContains(self.client.get("/lists/long-etf/"), "沪深300ETF")
         self.assertEqual(self.client.get("/lists/nope/").status_code, 404)
