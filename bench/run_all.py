@@ -22,7 +22,7 @@ from typing import Any
 
 import harness
 
-SCRIPTS = ["strategy_kernel", "tushare_calls", "run_signals_pg", "digest_send"]
+SCRIPTS = ["strategy_kernel", "tushare_calls", "run_signals_pg", "digest_send", "web"]
 # Scripts sized by subscribers, not funds and bars: they get no --funds/--bars.
 SUBSCRIBER_SCRIPTS = {"digest_send"}
 BENCH = Path(__file__).resolve().parent

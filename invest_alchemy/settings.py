@@ -139,7 +139,10 @@ if not DATABASES["default"].get("ENGINE"):
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {DATABASE_URL!r}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 0)
+# Keep connections between requests (opening one costs more than most pages),
+# and check them before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
