@@ -5,8 +5,10 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import cache, caches
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
@@ -58,14 +60,45 @@ def _cached_html(
     return str(html)
 
 
+CSRF_MARK = "@@IA:csrf@@"
+
+
 def home(request: HttpRequest) -> HttpResponse:
-    run = latest_run()
-    ctx = {
-        "run": run,
-        "day_html": day_html(request, run) if run else "",
-        "form": SubscribeForm(initial={"language": request.LANGUAGE_CODE}),
-    }
-    return render(request, "signals/home.html", ctx)
+    """The whole page, rendered once per run and language in each process.
+
+    The page is cached with a placeholder where the forms' CSRF token goes;
+    each visitor's own token is put in on the way out.
+    """
+    run = latest_run_memo()
+    key = f"home:{run_key(run)}:{request.LANGUAGE_CODE}"
+    pages = caches["pages"]
+    page = pages.get(key)
+    if page is None:
+        ctx = {
+            "run": run,
+            "day_html": day_html(request, run) if run else "",
+            "form": SubscribeForm(initial={"language": request.LANGUAGE_CODE}),
+            "csrf_token": CSRF_MARK,
+        }
+        page = render_to_string("signals/home.html", ctx, request=request)
+        pages.set(key, page, timeout=DAY_CACHE_SECONDS)
+    return HttpResponse(str(page).replace(CSRF_MARK, get_token(request)))
+
+
+def latest_run_memo() -> SignalRun | None:
+    """The latest run, looked up at most every SITE_RUN_CHECK_SECONDS per process."""
+    seconds = settings.SITE_RUN_CHECK_SECONDS
+    if not seconds:
+        return latest_run()
+    pages = caches["pages"]
+    run = pages.get("latest-run", default=_MISSING)
+    if run is _MISSING:
+        run = latest_run()
+        pages.set("latest-run", run, timeout=seconds)
+    return run  # type: ignore[return-value]
+
+
+_MISSING = object()
 
 
 def robots(request: HttpRequest) -> HttpResponse:
