@@ -176,9 +176,6 @@ CACHES = {
         }
     )
 }
-# Whole rendered pages, per process: they are small in number (one per run and
-# language) and read on every request.
-CACHES["pages"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pages"}
 # How often a process looks for a newer run (a new run shows within this).
 SITE_RUN_CHECK_SECONDS = envint("SITE_RUN_CHECK_SECONDS", 2)
 if not REDIS_URL:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -63,16 +65,58 @@ def _cached_html(
 CSRF_MARK = "@@IA:csrf@@"
 
 
+class _PageMemory:
+    """Whole pages per process, as encoded parts around the CSRF token.
+
+    A plain dict, not a cache backend: backends pickle, and at a few hundred
+    kilobytes per page that copy is most of the cost of a request. It keeps
+    the last few pages (one per run and language) and a note of the latest
+    run, refreshed at most every SITE_RUN_CHECK_SECONDS.
+    """
+
+    keep = 8
+
+    def __init__(self) -> None:
+        self.pages: dict[str, list[bytes]] = {}
+        self.run: tuple[float, SignalRun | None] | None = None
+        self.lock = threading.Lock()
+
+    def latest_run(self) -> SignalRun | None:
+        seconds = settings.SITE_RUN_CHECK_SECONDS
+        now = time.monotonic()
+        noted = self.run
+        if not seconds or noted is None or now - noted[0] >= seconds:
+            noted = (now, latest_run())
+            self.run = noted
+        return noted[1]
+
+    def get(self, key: str) -> list[bytes] | None:
+        return self.pages.get(key)
+
+    def put(self, key: str, parts: list[bytes]) -> None:
+        with self.lock:
+            self.pages[key] = parts
+            while len(self.pages) > self.keep:
+                self.pages.pop(next(iter(self.pages)))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.pages.clear()
+            self.run = None
+
+
+page_memory = _PageMemory()
+
+
 def home(request: HttpRequest) -> HttpResponse:
     """The whole page, rendered once per run and language in each process.
 
-    The page is cached with a placeholder where the forms' CSRF token goes;
+    The page is kept with a placeholder where the forms' CSRF token goes;
     each visitor's own token is put in on the way out.
     """
-    run = latest_run_memo()
+    run = page_memory.latest_run()
     key = f"home:{run_key(run)}:{request.LANGUAGE_CODE}"
-    pages = caches["pages"]
-    parts = pages.get(key)
+    parts = page_memory.get(key)
     if parts is None:
         ctx = {
             "run": run,
@@ -83,24 +127,8 @@ def home(request: HttpRequest) -> HttpResponse:
         page = render_to_string("signals/home.html", ctx, request=request)
         # Encoded once: a request only joins the parts around its own token.
         parts = [part.encode() for part in page.split(CSRF_MARK)]
-        pages.set(key, parts, timeout=DAY_CACHE_SECONDS)
+        page_memory.put(key, parts)
     return HttpResponse(get_token(request).encode().join(parts))
-
-
-def latest_run_memo() -> SignalRun | None:
-    """The latest run, looked up at most every SITE_RUN_CHECK_SECONDS per process."""
-    seconds = settings.SITE_RUN_CHECK_SECONDS
-    if not seconds:
-        return latest_run()
-    pages = caches["pages"]
-    run = pages.get("latest-run", default=_MISSING)
-    if run is _MISSING:
-        run = latest_run()
-        pages.set("latest-run", run, timeout=seconds)
-    return run  # type: ignore[return-value]
-
-
-_MISSING = object()
 
 
 def robots(request: HttpRequest) -> HttpResponse:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import caches
 from django.utils import translation
 
+from signals.views import page_memory
 from tests.smtp_server import SmtpSink
 from tests.tushare_server import TushareServer
 
@@ -26,7 +26,7 @@ def _default_language():
     """A request activates its language for the thread; the next test starts afresh."""
     yield
     translation.deactivate()
-    caches["pages"].clear()  # pages rendered for one test's runs
+    page_memory.clear()  # pages rendered for one test's runs
 
 
 @pytest.fixture(scope="session")
