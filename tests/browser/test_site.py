@@ -92,3 +92,22 @@ def test_switching_the_language(page, site):
     page.wait_for_selector("html[lang=zh-hans]")
     assert page.inner_text("h1") == "ETF交易信号"
     assert page.errors == []
+
+
+def test_pages_have_no_serious_accessibility_violations(page, site):
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    found = {}
+    for path in ("/", "/history/", "/history/2023-06-08/", "/funds/510300.SH/", "/lists/long-etf/",
+                 "/about/signals/", "/subscribe/"):  # fmt: skip
+        page.goto(site + path)
+        results = axe.run(page)
+        serious = [
+            f"{v['id']}: {v['help']} ({len(v['nodes'])})"
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if serious:
+            found[path] = serious
+    assert found == {}
