@@ -13,6 +13,7 @@ case "${1:-web}" in
       --access-logfile -
     ;;
   worker)
+    python manage.py setup_schedules
     exec python manage.py qcluster
     ;;
   *)

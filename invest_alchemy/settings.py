@@ -294,6 +294,11 @@ LOGGING = {
 }
 
 # --- Scheduler --------------------------------------------------------------
+# The daily job: when it runs (cron, in Asia/Shanghai time), and while the
+# day's data is not published, how often it tries again and until when.
+SIGNALS_SCHEDULE_CRON = os.getenv("SIGNALS_SCHEDULE_CRON", "30 18 * * 1-5")
+SIGNALS_RETRY_MINUTES = envint("SIGNALS_RETRY_MINUTES", 30, minimum=1)
+SIGNALS_LAST_TRY = os.getenv("SIGNALS_LAST_TRY", "22:30")
 # django-q2 with the database as broker.
 Q_CLUSTER = {
     "name": "invest_alchemy",

@@ -133,7 +133,9 @@ def signals_generate(
         try:
             _execute(outcome, provider, calendar, targets, backfill_from, progress)
         except (ProviderError, CalendarError) as e:
-            _finish(run, [], {}, message=str(e), failed=True)
+            # Data not there (yet): the caller says so, and the scheduled task
+            # tries again and tells the admins only after its last try.
+            _finish(run, [], {}, message=str(e), failed=True, tell_admins=False)
             raise RunError(str(e)) from e
         except BaseException as e:  # a crash, or Ctrl-C: the run must not stay "running"
             _finish(run, [], {}, message=f"crashed: {type(e).__name__}: {e}", failed=True)
@@ -181,6 +183,7 @@ def _finish(
     message: str,
     failed: bool,
     incomplete: bool = False,
+    tell_admins: bool = True,
 ) -> None:
     counts = {state: 0 for state in STATE_ORDER}
     for signal in signals:
@@ -191,12 +194,16 @@ def _finish(
     run.stale = sum(1 for s in signals if s.stale)
     run.errors = [{"ts_code": code, "error": text} for code, text in sorted(errors.items())]
     run.error_count = len(errors)
+    # A run that computed no fund at all has nothing to say, however few funds it had.
     too_many = run.error_count > settings.SIGNALS_MAX_ERRORS
     if too_many:
         message = (
             f"{run.error_count} funds failed, more than SIGNALS_MAX_ERRORS="
             f"{settings.SIGNALS_MAX_ERRORS}; {message}".rstrip("; ")
         )
+    elif errors and not signals:  # however few funds: a run that computed none says nothing
+        too_many = True
+        message = f"no fund could be computed; {message}".rstrip("; ")
     run.status = SignalRun.Status.SUCCESS
     if incomplete:
         run.status = SignalRun.Status.INCOMPLETE
@@ -205,7 +212,7 @@ def _finish(
     run.message = message
     run.finished_at = timezone.now()
     run.save()
-    if run.status == SignalRun.Status.FAILED:
+    if run.status == SignalRun.Status.FAILED and tell_admins:
         _tell_admins(run)
 
 

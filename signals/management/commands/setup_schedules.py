@@ -1,0 +1,32 @@
+"""Create or update the scheduled jobs; safe to run on every start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django_q.models import Schedule
+
+DAILY = "daily signals"
+
+
+class Command(BaseCommand):
+    help = "Create or update the django-q2 schedule of the daily signal job (by name)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # Cron is read in Q_CLUSTER["time_zone"], the market's clock. The default,
+        # "30 18 * * 1-5", is 18:30 Monday to Friday, after the close (15:00) and
+        # Tushare's evening publication; holidays are skipped by the task itself.
+        # Q_CLUSTER["catch_up"] is False: a missed evening is not replayed.
+        schedule, created = Schedule.objects.update_or_create(
+            name=DAILY,
+            defaults={
+                "func": "signals.tasks.daily_signals",
+                "schedule_type": Schedule.CRON,
+                "cron": settings.SIGNALS_SCHEDULE_CRON,
+                "repeats": -1,
+            },
+        )
+        verb = "created" if created else "updated"
+        self.stdout.write(f"Schedule {schedule.name!r} {verb}: cron {schedule.cron}")

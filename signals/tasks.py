@@ -1,0 +1,80 @@
+"""django-q2 entry points: thin wrappers around the services.
+
+`daily_signals` is what the "daily signals" schedule runs after each close
+(see `manage.py setup_schedules`). It skips closed days, tries again later
+the same evening while the day's data is not published, and sends the
+digest after a successful run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.core.mail import mail_admins
+from django_q.models import Schedule
+
+from signals.models import SignalRun
+from signals.prices import Calendar, CalendarError
+from signals.providers import ProviderError, get_provider
+from signals.services import MARKET_TZ, RunError, market_today, signals_generate
+
+logger = logging.getLogger(__name__)
+
+RETRY_NAME = "daily signals: retry {day}"
+
+
+def daily_signals(run_date: str | None = None) -> str:
+    """Run the day's signals and send the digest; the result says what happened."""
+    day = date.fromisoformat(run_date) if run_date else market_today()
+    try:
+        provider = get_provider()
+        if not Calendar.load(provider, day - timedelta(days=10), day).is_open(day):
+            logger.info("signals %s: the exchange is closed, nothing to do", day)
+            return f"{day}: closed"
+    except (ProviderError, CalendarError) as e:
+        return _later(day, f"the calendar is not available: {e}")
+    try:
+        outcome = signals_generate(run_date=day, provider=provider)
+    except RunError as e:
+        return _later(day, str(e))
+    run = outcome.run
+    assert run is not None
+    if run.status == SignalRun.Status.INCOMPLETE:
+        return _later(day, run.message)
+    if run.status != SignalRun.Status.SUCCESS:
+        return f"{day}: run failed ({run.message}); admins told, no digest"
+    from subscriptions.services import digest_prepare, digest_send
+
+    report = digest_send(digest=digest_prepare(run_date=day))
+    logger.info("signals %s: digest sent to %d, %d to retry", day, report.sent, report.retry)
+    return f"{day}: {run.buy} BUY, {run.sell} SELL; digest sent to {report.sent}"
+
+
+def _later(day: date, reason: str) -> str:
+    """Try again in SIGNALS_RETRY_MINUTES, until SIGNALS_LAST_TRY; then tell the admins."""
+    now = datetime.now(MARKET_TZ)
+    next_try = now + timedelta(minutes=settings.SIGNALS_RETRY_MINUTES)
+    last_try = datetime.combine(day, time.fromisoformat(settings.SIGNALS_LAST_TRY), MARKET_TZ)
+    if next_try > last_try:
+        logger.error("signals %s: giving up: %s", day, reason)
+        mail_admins(
+            f"No signals for {day}",
+            f"The data for {day} was still not available at the last try: {reason}\n"
+            f"No digest was sent. Run `manage.py run_signals --date {day} --send` by hand "
+            "once the data is published.",
+        )
+        return f"{day}: gave up ({reason})"
+    Schedule.objects.update_or_create(  # one pending retry per day, however often we fail
+        name=RETRY_NAME.format(day=day),
+        defaults={
+            "func": "signals.tasks.daily_signals",
+            "args": repr(day.isoformat()),
+            "schedule_type": Schedule.ONCE,
+            "repeats": 1,
+            "next_run": next_try,
+        },
+    )
+    logger.warning("signals %s: not ready (%s); next try at %s", day, reason, next_try)
+    return f"{day}: not ready, next try at {next_try:%H:%M}"
