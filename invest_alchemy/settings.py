@@ -8,10 +8,12 @@ variables; `.env.example` lists every one of them.
 from __future__ import annotations
 
 import os
+from datetime import time as _time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from croniter import croniter
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -299,6 +301,16 @@ LOGGING = {
 SIGNALS_SCHEDULE_CRON = os.getenv("SIGNALS_SCHEDULE_CRON", "30 18 * * 1-5")
 SIGNALS_RETRY_MINUTES = envint("SIGNALS_RETRY_MINUTES", 30, minimum=1)
 SIGNALS_LAST_TRY = os.getenv("SIGNALS_LAST_TRY", "22:30")
+try:
+    _time.fromisoformat(SIGNALS_LAST_TRY)
+except ValueError:
+    raise ImproperlyConfigured(
+        f"SIGNALS_LAST_TRY must be a time like 22:30, not {SIGNALS_LAST_TRY!r}"
+    ) from None
+if not croniter.is_valid(SIGNALS_SCHEDULE_CRON):
+    raise ImproperlyConfigured(
+        f"SIGNALS_SCHEDULE_CRON is not a cron expression: {SIGNALS_SCHEDULE_CRON!r}"
+    )
 # django-q2 with the database as broker.
 Q_CLUSTER = {
     "name": "invest_alchemy",

@@ -82,6 +82,8 @@ def test_anymail_provider_and_keys_choose_an_anymail_backend(tmp_path):
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL is not a database URL"),
         ({"EMAIL_URL": "gopher://x"}, "EMAIL_URL is not an email URL"),
         ({"SITE_URL": "signals.example.com"}, "SITE_URL must be like https://"),
+        ({"SIGNALS_LAST_TRY": "late"}, "SIGNALS_LAST_TRY must be a time"),
+        ({"SIGNALS_SCHEDULE_CRON": "every evening"}, "is not a cron expression"),
     ],
 )
 def test_bad_values_stop_the_start_with_a_clear_error(env, message):
