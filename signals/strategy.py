@@ -375,17 +375,3 @@ def _states(
         days=np.where(known, days, -1),
         change=np.where(known, change, np.nan),
     )
-
-
-def evaluate_empty(n: int) -> States:
-    """States for `n` bars that cannot be evaluated at all."""
-    return States(
-        state=np.full(n, INSUFFICIENT, dtype=object),
-        short_ma=np.full(n, np.nan),
-        long_ma=np.full(n, np.nan),
-        qfq=np.full(n, np.nan),
-        since=np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"),
-        since_start=np.zeros(n, dtype=bool),
-        days=np.full(n, -1, dtype=np.int64),
-        change=np.full(n, np.nan),
-    )

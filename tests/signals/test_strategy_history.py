@@ -9,7 +9,14 @@ down often) make sure it still gives exactly what each day's run would.
 import numpy as np
 from django.test import SimpleTestCase
 
-from signals.strategy import STRATEGIES, Params, evaluate, evaluate_history
+from signals.strategy import (
+    STRATEGIES,
+    Params,
+    Strategy,
+    dma_indicators,
+    evaluate,
+    evaluate_history,
+)
 
 FIELDS = ["state", "short_ma", "long_ma", "since", "since_start", "days"]
 
@@ -47,3 +54,22 @@ class HistoryAgreesWithEachDayTestCase(SimpleTestCase):
                     np.testing.assert_allclose(history.change[day], fresh.change[-1], rtol=1e-12)
                     compared += 1
         self.assertEqual(compared, 2 * 25 * 220)
+
+
+class GenericStrategyHistoryTestCase(SimpleTestCase):
+    """A strategy without rescalable lines gets one full pass per anchor; same answers."""
+
+    def test_it_matches_a_fresh_evaluation_on_every_day(self):
+        plain = Strategy("plain", "DMA without rescaling", dma_indicators)
+        rng = np.random.default_rng(7)
+        for _fund in range(8):
+            dates, close, adj = random_fund(rng, 150)
+            history = evaluate_history(plain, Params(3, 7), dates, close, adj)
+            rescaled = evaluate_history(STRATEGIES["dma"], Params(3, 7), dates, close, adj)
+            for day in range(dates.size):
+                fresh = evaluate(
+                    plain, Params(3, 7), dates[: day + 1], close[: day + 1], adj[: day + 1]
+                )
+                self.assertEqual(history.state[day], fresh.state[-1], day)
+                self.assertEqual(str(history.since[day]), str(fresh.since[-1]), day)
+            np.testing.assert_array_equal(history.state, rescaled.state)
