@@ -9,7 +9,7 @@ import numpy as np
 
 from signals.history import load_series
 from signals.models import DEFAULT_LONG, DEFAULT_SHORT, Fund, FundList, Signal, SignalRun
-from signals.services import sort_signals
+from signals.services import group_by_list, sort_signals
 from signals.strategy import BUY, SELL, STRATEGIES, Params, States, Strategy, evaluate_history
 
 
@@ -41,13 +41,7 @@ def published_dates() -> list[date]:
 def signals_by_list(run_date: date) -> list[tuple[FundList, list[Signal]]]:
     """Each fund list with its stored signals of a date: BUY, SELL, HOLD, EMPTY, …"""
     stored = Signal.objects.filter(run_date=run_date).select_related("fund")
-    by_key = {(s.fund_id, s.strategy): s for s in stored}
-    out = []
-    for fund_list in FundList.objects.prefetch_related("items"):
-        code = fund_list.strategy_code
-        found = [by_key.get((item.fund_id, code)) for item in fund_list.items.all()]
-        out.append((fund_list, sort_signals(s for s in found if s is not None)))
-    return out
+    return group_by_list(FundList.objects.prefetch_related("items"), stored)
 
 
 @dataclass

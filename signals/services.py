@@ -61,20 +61,25 @@ class RunOutcome:
 
     def groups(self) -> list[tuple[str, list[Signal]]]:
         """Signals grouped like the digest: each fund list, BUY, SELL, HOLD, EMPTY."""
-        by_key = {(s.fund_id, s.strategy): s for s in self.signals}
-        groups: list[tuple[str, list[Signal]]] = []
-        seen: set[tuple[int, str]] = set()
-        for fund_list in self.lists:
-            code = fund_list.strategy_code
-            members = [by_key.get((item.fund_id, code)) for item in fund_list.items.all()]
-            found = [s for s in members if s is not None]
-            seen.update((s.fund_id, s.strategy) for s in found)
-            if found:
-                groups.append((fund_list.name, sort_signals(found)))
-        rest = [s for key, s in by_key.items() if key not in seen]
+        listed = group_by_list(self.lists, self.signals)
+        groups = [(fund_list.name, found) for fund_list, found in listed if found]
+        seen = {id(s) for _fl, found in listed for s in found}
+        rest = [s for s in self.signals if id(s) not in seen]
         if rest:
             groups.append(("Funds in no list", sort_signals(rest)))
         return groups
+
+
+def group_by_list(
+    lists: Iterable[FundList], signals: Iterable[Signal]
+) -> list[tuple[FundList, list[Signal]]]:
+    """Each list with its members' signals (of the list's own strategy), sorted."""
+    by_key = {(s.fund_id, s.strategy): s for s in signals}
+    out = []
+    for fund_list in lists:
+        keys = ((item.fund_id, fund_list.strategy_code) for item in fund_list.items.all())
+        out.append((fund_list, sort_signals(by_key[k] for k in keys if k in by_key)))
+    return out
 
 
 def sort_signals(signals: Iterable[Signal]) -> list[Signal]:
