@@ -311,10 +311,15 @@ if not croniter.is_valid(SIGNALS_SCHEDULE_CRON):
     raise ImproperlyConfigured(
         f"SIGNALS_SCHEDULE_CRON is not a cron expression: {SIGNALS_SCHEDULE_CRON!r}"
     )
-# django-q2 with the database as broker.
+# django-q2. The database is the broker unless REDIS_URL is set; then Redis is,
+# so that workers on several machines share the queue. A task may run for
+# Q_TIMEOUT seconds; one not acknowledged within Q_RETRY is handed out again, so
+# Q_TIMEOUT must stay below Q_RETRY or a long run would start twice. A task is
+# tried once (the daily job schedules its own retries) and failures are
+# acknowledged, not redelivered.
 Q_CLUSTER = {
     "name": "invest_alchemy",
-    "orm": "default",
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": envint("Q_WORKERS", 1, minimum=1),
     "timeout": envint("Q_TIMEOUT", 1800, minimum=60),
     "retry": envint("Q_RETRY", 2400, minimum=120),
@@ -323,3 +328,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "time_zone": "Asia/Shanghai",
 }
+if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_CLUSTER['timeout']}) must be less than Q_RETRY ({Q_CLUSTER['retry']}), "
+        "or a task still running would be handed to a second worker"
+    )

@@ -14,7 +14,8 @@ SHOW = (
     "print(json.dumps({k: str(getattr(s, k, '')) for k in "
     "['EMAIL_BACKEND', 'EMAIL_HOST', 'EMAIL_PORT', 'EMAIL_HOST_USER', 'EMAIL_USE_TLS', "
     "'EMAIL_FILE_PATH', 'ANYMAIL', 'DEBUG', 'SECRET_KEY', 'DATABASES', 'CACHES', "
-    "'CSRF_TRUSTED_ORIGINS', 'SECURE_PROXY_SSL_HEADER', 'RATELIMIT_IP_META_KEY']}))"
+    "'CSRF_TRUSTED_ORIGINS', 'SECURE_PROXY_SSL_HEADER', 'RATELIMIT_IP_META_KEY', "
+    "'Q_CLUSTER']}))"
 )
 
 
@@ -84,6 +85,7 @@ def test_anymail_provider_and_keys_choose_an_anymail_backend(tmp_path):
         ({"SITE_URL": "signals.example.com"}, "SITE_URL must be like https://"),
         ({"SIGNALS_LAST_TRY": "late"}, "SIGNALS_LAST_TRY must be a time"),
         ({"SIGNALS_SCHEDULE_CRON": "every evening"}, "is not a cron expression"),
+        ({"Q_TIMEOUT": "2400", "Q_RETRY": "2400"}, "Q_TIMEOUT (2400) must be less than Q_RETRY"),
     ],
 )
 def test_bad_values_stop_the_start_with_a_clear_error(env, message):
@@ -103,6 +105,12 @@ def test_databases_and_caches_follow_their_urls():
     assert "django.db.backends.postgresql" in values["DATABASES"]
     assert "RedisCache" in values["CACHES"]
     assert "DatabaseCache" in loaded()["CACHES"]
+
+
+def test_redis_url_makes_redis_the_task_broker():
+    assert "'redis': 'redis://r:6379/1'" in loaded(REDIS_URL="redis://r:6379/1")["Q_CLUSTER"]
+    default = loaded()["Q_CLUSTER"]
+    assert "'orm': 'default'" in default and "redis" not in default
 
 
 def test_the_public_address_and_a_proxy_are_trusted():
