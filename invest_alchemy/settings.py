@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import environ
 from croniter import croniter
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,14 +77,22 @@ def envsecret(name: str, default: str = "") -> str:
 DEBUG = envbool("DEBUG", False)
 
 SECRET_KEY = envsecret("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-development-key-used-only-while-DEBUG-is-on"
+if DEBUG:
+    SECRET_KEY = SECRET_KEY or "insecure-development-key-used-only-while-DEBUG-is-on"
+elif len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
+    # The same bar as `check --deploy`: signed links in emails depend on it.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG "
+        "is off; make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG and not ALLOWED_HOSTS:
     ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the site's host names (e.g. signals.example.com) when DEBUG is off"
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -96,12 +105,17 @@ INSTALLED_APPS = [
     "django_q",
     "anymail",
     "django_ratelimit",
+    "csp",
     "signals",
     "subscriptions",
 ]
 
 MIDDLEWARE = [
+    # First: answers /healthz before host checks and https redirects, so the
+    # container's health probe works on any address.
+    "invest_alchemy.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -180,11 +194,14 @@ CACHES = {
 }
 # How often a process looks for a newer run (a new run shows within this).
 SITE_RUN_CHECK_SECONDS = envint("SITE_RUN_CHECK_SECONDS", 2)
+# django-ratelimit warns about any cache it does not list, Django's own
+# RedisCache included (its increments are atomic, which is what it needs).
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 if not REDIS_URL:
-    # django-ratelimit wants atomic increments, which the database cache lacks:
-    # two requests at the same instant may count once. For a subscription form
-    # that is harmless; set REDIS_URL for exact counts.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    # The database cache lacks atomic increments: two requests at the same
+    # instant may count once. For a subscription form that is harmless; set
+    # REDIS_URL for exact counts.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 
 # --- Email ------------------------------------------------------------------
 # Absolute links in emails start with this.
@@ -202,6 +219,36 @@ BEHIND_PROXY = envbool("BEHIND_PROXY", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     RATELIMIT_IP_META_KEY = "subscriptions.views.client_ip"
+
+# --- Security -------------------------------------------------------------
+# A site whose public address is https gets secure cookies and HSTS; behind a
+# proxy it also redirects plain http to https. Each can be overridden.
+_https = _site.scheme == "https"
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", _https)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _https and BEHIND_PROXY)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", _https)
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Every script, style, image and font comes from this site (no CDN, no inline
+# code), so the policy can be strict. Charts are inline SVG, which needs nothing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 ADMINS = [("Admin", a.strip()) for a in os.getenv("ADMINS", "").split(",") if a.strip()]
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Invest Alchemy <signals@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -280,18 +327,35 @@ PRICE_CSV_DIR = os.getenv("PRICE_CSV_DIR", "")
 # A run with more failed funds than this is marked failed and sends no digest.
 SIGNALS_MAX_ERRORS = envint("SIGNALS_MAX_ERRORS", 5)
 
+# Logs go to stdout, one line per event (tracebacks folded into the line), with
+# the run date on every line a daily job writes. Admins are emailed when a page
+# fails (Django's default) and when a scheduled task crashes; the job itself
+# emails them when a run fails or the day's data never comes.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
-        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "line": {"()": "invest_alchemy.logs.OneLineFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "line"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "line",
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "django-q": {"handlers": ["mail_admins"], "level": "INFO"},
     },
 }
 
@@ -311,25 +375,34 @@ if not croniter.is_valid(SIGNALS_SCHEDULE_CRON):
     raise ImproperlyConfigured(
         f"SIGNALS_SCHEDULE_CRON is not a cron expression: {SIGNALS_SCHEDULE_CRON!r}"
     )
+# /healthz answers 503 when the newest successful run's date is more than this
+# many days old (the longest exchange closures, Spring Festival and National
+# Day, with their weekends, last up to 11 days), or when the daily job is this
+# many minutes past its time without having started (a stopped worker).
+HEALTHZ_MAX_RUN_AGE_DAYS = envint("HEALTHZ_MAX_RUN_AGE_DAYS", 12, minimum=1)
+HEALTHZ_SCHEDULE_GRACE_MINUTES = envint("HEALTHZ_SCHEDULE_GRACE_MINUTES", 60, minimum=1)
+
 # django-q2. The database is the broker unless REDIS_URL is set; then Redis is,
 # so that workers on several machines share the queue. A task may run for
 # Q_TIMEOUT seconds; one not acknowledged within Q_RETRY is handed out again, so
 # Q_TIMEOUT must stay below Q_RETRY or a long run would start twice. A task is
 # tried once (the daily job schedules its own retries) and failures are
 # acknowledged, not redelivered.
+Q_TIMEOUT = envint("Q_TIMEOUT", 1800, minimum=60)
+Q_RETRY = envint("Q_RETRY", 2400, minimum=120)
 Q_CLUSTER = {
     "name": "invest_alchemy",
     **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": envint("Q_WORKERS", 1, minimum=1),
-    "timeout": envint("Q_TIMEOUT", 1800, minimum=60),
-    "retry": envint("Q_RETRY", 2400, minimum=120),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
     "time_zone": "Asia/Shanghai",
 }
-if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
+if Q_TIMEOUT >= Q_RETRY:
     raise ImproperlyConfigured(
-        f"Q_TIMEOUT ({Q_CLUSTER['timeout']}) must be less than Q_RETRY ({Q_CLUSTER['retry']}), "
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must be less than Q_RETRY ({Q_RETRY}), "
         "or a task still running would be handed to a second worker"
     )

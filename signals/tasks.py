@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.mail import mail_admins
 from django_q.models import Schedule
 
+from invest_alchemy.logs import run_date_context
 from signals.models import SignalRun
 from signals.prices import Calendar, CalendarError
 from signals.providers import ProviderError, get_provider
@@ -22,16 +23,29 @@ from signals.services import MARKET_TZ, RunError, market_today, signals_generate
 
 logger = logging.getLogger(__name__)
 
+DAILY_SCHEDULE = "daily signals"
 RETRY_NAME = "daily signals: retry {day}"
 
 
 def daily_signals(run_date: str | None = None) -> str:
     """Run the day's signals and send the digest; the result says what happened."""
     day = date.fromisoformat(run_date) if run_date else market_today()
+    with run_date_context(day):
+        logger.info("daily job started")
+        try:
+            result = _daily(day)
+        except Exception:
+            logger.exception("daily job crashed")  # django-q then emails the admins
+            raise
+        logger.info("daily job done: %s", result)
+        return result
+
+
+def _daily(day: date) -> str:
     try:
         provider = get_provider()
         if not Calendar.load(provider, day - timedelta(days=10), day).is_open(day):
-            logger.info("signals %s: the exchange is closed, nothing to do", day)
+            logger.info("the exchange is closed, nothing to do")
             return f"{day}: closed"
     except (ProviderError, CalendarError) as e:
         return _later(day, f"the calendar is not available: {e}")
@@ -41,6 +55,10 @@ def daily_signals(run_date: str | None = None) -> str:
         return _later(day, str(e))
     run = outcome.run
     assert run is not None
+    logger.info(
+        "run %s %s: %d funds, %d BUY, %d SELL, %d stale, %d errors",
+        run.pk, run.status, run.funds, run.buy, run.sell, run.stale, run.error_count,
+    )  # fmt: skip
     if run.status == SignalRun.Status.INCOMPLETE:
         return _later(day, run.message)
     if run.status != SignalRun.Status.SUCCESS:
@@ -48,7 +66,7 @@ def daily_signals(run_date: str | None = None) -> str:
     from subscriptions.services import digest_prepare, digest_send
 
     report = digest_send(digest=digest_prepare(run_date=day))
-    logger.info("signals %s: digest sent to %d, %d to retry", day, report.sent, report.retry)
+    logger.info("digest sent to %d, %d to retry", report.sent, report.retry)
     return f"{day}: {run.buy} BUY, {run.sell} SELL; digest sent to {report.sent}"
 
 
@@ -58,7 +76,7 @@ def _later(day: date, reason: str) -> str:
     next_try = now + timedelta(minutes=settings.SIGNALS_RETRY_MINUTES)
     last_try = datetime.combine(day, time.fromisoformat(settings.SIGNALS_LAST_TRY), MARKET_TZ)
     if next_try > last_try:
-        logger.error("signals %s: giving up: %s", day, reason)
+        logger.error("giving up: %s", reason)
         mail_admins(
             f"No signals for {day}",
             f"The data for {day} was still not available at the last try: {reason}\n"
@@ -76,5 +94,5 @@ def _later(day: date, reason: str) -> str:
             "next_run": next_try,
         },
     )
-    logger.warning("signals %s: not ready (%s); next try at %s", day, reason, next_try)
+    logger.warning("not ready (%s); next try at %s", reason, next_try)
     return f"{day}: not ready, next try at {next_try:%H:%M}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+os.environ.setdefault(
+    "SECRET_KEY", "tests-only-not-a-secret-but-long-enough-for-the-deploy-checks-0123456789"
+)
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("TUSHARE_RETRY_WAIT", "0")
 
 from invest_alchemy.settings import *  # noqa: F403

@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY = "settings-test-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 SHOW = (
     "import json, invest_alchemy.settings as s; "
     "print(json.dumps({k: str(getattr(s, k, '')) for k in "
@@ -22,7 +24,7 @@ SHOW = (
 def settings_with(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANYMAIL_", "EMAIL_"))}
     clean.pop("DATABASE_URL", None)
-    clean.update({"SECRET_KEY": "x" * 50, "DEBUG": "0", **env})
+    clean.update({"SECRET_KEY": KEY, "DEBUG": "0", "ALLOWED_HOSTS": "signals.example.com", **env})
     return subprocess.run(
         [sys.executable, "-c", SHOW],
         cwd=ROOT,
@@ -75,7 +77,11 @@ def test_anymail_provider_and_keys_choose_an_anymail_backend(tmp_path):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SECRET_KEY": ""}, "SECRET_KEY must be set when DEBUG is off"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY must be set to a random value"),
+        ({"SECRET_KEY": "x" * 60}, "SECRET_KEY must be set to a random value"),
+        ({"SECRET_KEY": "django-insecure-" + KEY}, "SECRET_KEY must be set to a random value"),
+        ({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS must name the site's host names"),
+        ({"SECURE_HSTS_SECONDS": "a year"}, "SECURE_HSTS_SECONDS must be a whole number"),
         ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
         ({"SIGNALS_MAX_ERRORS": "many"}, "SIGNALS_MAX_ERRORS must be a whole number"),
         ({"SIGNALS_PROVIDER": "yahoo"}, "SIGNALS_PROVIDER must be auto, tushare or csv"),
@@ -95,6 +101,7 @@ def test_bad_values_stop_the_start_with_a_clear_error(env, message):
 
 
 def test_debug_gives_a_development_key_and_local_hosts():
+    assert loaded(DEBUG="1", SECRET_KEY="short")["SECRET_KEY"] == "short"
     values = loaded(DEBUG="1", SECRET_KEY="")
     assert values["DEBUG"] == "True"
     assert values["SECRET_KEY"].startswith("insecure-development-key")
@@ -119,3 +126,66 @@ def test_the_public_address_and_a_proxy_are_trusted():
     assert "HTTP_X_FORWARDED_PROTO" in values["SECURE_PROXY_SSL_HEADER"]
     assert values["RATELIMIT_IP_META_KEY"] == "subscriptions.views.client_ip"
     assert loaded()["SECURE_PROXY_SSL_HEADER"] == ""
+
+
+def production_env() -> dict[str, str]:
+    """The production `.env` the README documents, with a random SECRET_KEY filled in."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- production-env")[1].split("```sh\n")[1].split("```")[0]
+    env = {}
+    for line in block.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    assert env["DEBUG"] == "0" and env["SECRET_KEY"] == ""
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    return env
+
+
+def test_the_documented_production_environment_passes_check_deploy():
+    # Only the documented variables: nothing from the test run (DJANGO_*, EMAIL_*, …).
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(production_env())
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_sets_secure_cookies_hsts_and_the_https_redirect():
+    show = (
+        "import json, invest_alchemy.settings as s; print(json.dumps({k: getattr(s, k) for k in "
+        "['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT', "
+        "'SECURE_HSTS_SECONDS', 'CSRF_TRUSTED_ORIGINS', 'ALLOWED_HOSTS']}))"
+    )
+
+    def values(**env: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-c", show],
+            cwd=ROOT,
+            env={**os.environ, "SECRET_KEY": KEY, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    production = values(**production_env())
+    assert production == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31_536_000,
+        "CSRF_TRUSTED_ORIGINS": ["https://signals.example.com"],
+        "ALLOWED_HOSTS": ["signals.example.com"],
+    }
+    local = values(DEBUG="1", SITE_URL="http://127.0.0.1:8000", ALLOWED_HOSTS="")
+    assert not local["SESSION_COOKIE_SECURE"] and not local["SECURE_SSL_REDIRECT"]
+    assert local["SECURE_HSTS_SECONDS"] == 0

@@ -70,6 +70,19 @@ def test_subscribe_confirm_change_preferences_and_unsubscribe(page, site):
     assert page.errors == []
 
 
+def test_a_confirm_page_opened_late_confirms_by_itself_under_the_csp(page, site, settings):
+    settings.SUBSCRIBE_AUTOCONFIRM_AFTER = 0  # every opening counts as "late"
+    page.goto(site + "/")
+    page.fill("#id_email", "late@example.com")
+    page.click("form[action='/subscribe/'] button[type=submit]")
+    page.wait_for_url("**/check-your-inbox/")
+    response = page.goto(link_in(mail.outbox[-1], "confirm", site))
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector("text=You are subscribed")
+    assert Subscriber.objects.get().status == "confirmed"
+    assert page.errors == []  # a CSP violation would show here
+
+
 def test_the_fund_chart_draws_three_series_and_markers(page, site):
     page.goto(site + "/funds/510300.SH/?range=all")
     chart = page.locator("svg.chart")

@@ -1,4 +1,7 @@
+import io
+import logging
 from datetime import datetime
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import time_machine
@@ -6,6 +9,7 @@ from django.core import mail
 from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
+from invest_alchemy.logs import OneLineFormatter
 from signals.models import SignalRun
 from subscriptions.models import Subscriber
 from tests.base import TushareTestCase, run_command
@@ -27,6 +31,19 @@ class SchedulesTestCase(TushareTestCase):
             (daily.schedule_type, daily.cron, daily.repeats), (Schedule.CRON, "30 18 * * 1-5", -1)
         )
         self.assertTrue(callable(import_string(daily.func)))
+
+    def test_a_new_cron_moves_the_next_run_and_an_unchanged_one_keeps_it(self):
+        with at("2023-06-08", "12:00"):
+            run_command("setup_schedules")
+            missed = datetime(2023, 6, 7, 18, 30, tzinfo=SHANGHAI)  # the worker was down
+            Schedule.objects.update(next_run=missed)
+            run_command("setup_schedules")
+            self.assertEqual(Schedule.objects.get().next_run, missed)  # still runs once
+            self.settings_fixture.SIGNALS_SCHEDULE_CRON = "0 20 * * 1-5"
+            run_command("setup_schedules")
+        self.assertEqual(
+            Schedule.objects.get().next_run, datetime(2023, 6, 8, 20, 0, tzinfo=SHANGHAI)
+        )
 
 
 class DailyTaskTestCase(TushareTestCase):
@@ -80,3 +97,39 @@ class DailyTaskTestCase(TushareTestCase):
         self.assertEqual(alert.to, ["ops@example.com"])
         self.assertIn("No signals for 2023-06-08", alert.subject)
         self.assertFalse(Schedule.objects.filter(name__startswith="daily signals: retry").exists())
+
+
+class JobLogTestCase(TushareTestCase):
+    """The job's log: one line per event, each naming the run date."""
+
+    def setUp(self):
+        super().setUp()
+        self.stream = io.StringIO()
+        handler = logging.StreamHandler(self.stream)
+        handler.setFormatter(OneLineFormatter())
+        logging.getLogger().addHandler(handler)
+        self.addCleanup(logging.getLogger().removeHandler, handler)
+
+    def lines(self) -> list[str]:
+        return self.stream.getvalue().splitlines()
+
+    def test_every_line_of_a_run_names_its_date(self):
+        with at("2023-06-08"):
+            import_string("signals.tasks.daily_signals")()
+        job = [line for line in self.lines() if " signals.tasks " in line]
+        self.assertEqual(len(job), 4, job)  # started, run, digest, done
+        for line in job:
+            self.assertRegex(line, r"^\S+ INFO signals\.tasks run_date=2023-06-08 ")
+        self.assertIn("run_date=2023-06-08 run ", job[1])
+        self.assertIn("success: 3 funds, 0 BUY, 0 SELL, 0 stale, 0 errors", job[1])
+
+    def test_a_crash_is_logged_as_one_line_with_its_traceback(self):
+        with at("2023-06-08"), mock.patch("signals.tasks.signals_generate", side_effect=KeyError):
+            with self.assertRaises(KeyError):
+                import_string("signals.tasks.daily_signals")()
+        [crash] = [line for line in self.lines() if "daily job crashed" in line]
+        self.assertRegex(crash, r"ERROR signals\.tasks run_date=2023-06-08 daily job crashed\\n")
+        self.assertIn("Traceback (most recent call last):\\n", crash)
+        self.assertIn("KeyError", crash)
+        outside = logging.LogRecord("x", logging.INFO, "", 0, "after the job", None, None)
+        self.assertNotIn("run_date", OneLineFormatter().format(outside))

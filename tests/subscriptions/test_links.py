@@ -13,7 +13,7 @@ from tests.base import BaseTestCase
 from tests.subscriptions.test_subscribe import SUBSCRIBE, confirm_link
 
 CURRENT_TIME = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
-SCRIPT = "<script>"
+SCRIPT = "data-autosubmit"
 # Every page a preferences link opens: (method, suffix of the link).
 PREFERENCE_PAGES = [("get", ""), ("post", ""), ("get", "data.json"), ("post", "delete/")]
 

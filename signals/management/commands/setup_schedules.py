@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-DAILY = "daily signals"
+from signals.tasks import DAILY_SCHEDULE
 
 
 class Command(BaseCommand):
@@ -19,8 +19,10 @@ class Command(BaseCommand):
         # "30 18 * * 1-5", is 18:30 Monday to Friday, after the close (15:00) and
         # Tushare's evening publication; holidays are skipped by the task itself.
         # Q_CLUSTER["catch_up"] is False: a missed evening is not replayed.
+        before = Schedule.objects.filter(name=DAILY_SCHEDULE).values_list("cron", flat=True)
+        old_cron = before.first()
         schedule, created = Schedule.objects.update_or_create(
-            name=DAILY,
+            name=DAILY_SCHEDULE,
             defaults={
                 "func": "signals.tasks.daily_signals",
                 "schedule_type": Schedule.CRON,
@@ -28,5 +30,14 @@ class Command(BaseCommand):
                 "repeats": -1,
             },
         )
+        if not created and old_cron != schedule.cron:
+            # django-q2 works out a cron schedule's next run only when creating it;
+            # after a change of SIGNALS_SCHEDULE_CRON the old time would stand.
+            # (An unchanged schedule keeps its time: an evening missed while the
+            # worker was down still runs once when it is back.)
+            schedule.next_run = schedule.calculate_next_run()
+            Schedule.objects.filter(pk=schedule.pk).update(next_run=schedule.next_run)
         verb = "created" if created else "updated"
-        self.stdout.write(f"Schedule {schedule.name!r} {verb}: cron {schedule.cron}")
+        self.stdout.write(
+            f"Schedule {schedule.name!r} {verb}: cron {schedule.cron}, next run {schedule.next_run}"
+        )
