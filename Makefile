@@ -16,12 +16,15 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 install: $(BIN)/activate
 
-## run: set up, load the bundled sample on first use, and serve on http://127.0.0.1:8000
+## run: set up, load the bundled sample on first use, then serve on http://127.0.0.1:8000
+## with the scheduler beside it (Procfile.dev); Ctrl-C stops both
 run: install
 	DEBUG=$${DEBUG:-1} $(MANAGE) migrate --noinput
 	DEBUG=$${DEBUG:-1} $(MANAGE) createcachetable
 	DEBUG=$${DEBUG:-1} $(MANAGE) load_sample
-	DEBUG=$${DEBUG:-1} $(MANAGE) runserver $(HOST):$(PORT)
+	DEBUG=$${DEBUG:-1} $(MANAGE) setup_schedules
+	DEBUG=$${DEBUG:-1} HOST=$(HOST) PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/honcho -f Procfile.dev start --port $(PORT)
 
 ## test: set up and run every test (PostgreSQL when DATABASE_URL is set, else SQLite)
 test: install
