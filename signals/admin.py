@@ -8,9 +8,9 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django_q.tasks import async_task
 
 from signals.models import Fund, FundList, FundListItem, PriceBar, Signal, SignalRun
-from signals.services import RunError, signals_generate
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -146,37 +146,23 @@ class SignalRunAdmin(ReadOnlyAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         form = RunSignalsForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
+            # The worker runs it: a run can outlast a web request's time limit.
             fund_list = form.cleaned_data["fund_list"]
-            try:
-                outcome = signals_generate(
-                    run_date=form.cleaned_data["run_date"],
-                    list_slug=fund_list.slug if fund_list else None,
-                    dry_run=form.cleaned_data["dry_run"],
-                )
-            except RunError as e:
-                messages.error(request, f"Nothing run: {e}")
-            else:
-                if outcome.closed:
-                    messages.warning(
-                        request, f"{outcome.run_date} is not a trading day: nothing to do."
-                    )
-                else:
-                    assert outcome.run is not None
-                    run = outcome.run
-                    level = (
-                        messages.SUCCESS
-                        if run.status == SignalRun.Status.SUCCESS
-                        else messages.ERROR
-                    )
-                    dry = " (dry run, nothing kept)" if outcome.dry_run else ""
-                    messages.add_message(
-                        request,
-                        level,
-                        f"Run for {run.run_date} {run.status}{dry}: "
-                        f"{run.buy} BUY, {run.sell} SELL, {run.hold} HOLD, {run.empty} EMPTY, "
-                        f"{run.error_count} errors. {run.message}",
-                    )
-                return HttpResponseRedirect(reverse("admin:signals_signalrun_changelist"))
+            run_date = form.cleaned_data["run_date"]
+            async_task(
+                "signals.tasks.run_signals",
+                run_date.isoformat(),
+                fund_list.slug if fund_list else None,
+                form.cleaned_data["dry_run"],
+                task_name=f"run signals {run_date}",
+            )
+            messages.success(
+                request,
+                f"Signals for {run_date} ({fund_list or 'every list'}) are queued; the worker "
+                "runs them. The run appears here, and its summary under Django Q › "
+                "Successful tasks (or Failed tasks).",
+            )
+            return HttpResponseRedirect(reverse("admin:signals_signalrun_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "title": "Run signals",

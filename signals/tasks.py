@@ -96,3 +96,25 @@ def _later(day: date, reason: str) -> str:
     )
     logger.warning("not ready (%s); next try at %s", reason, next_try)
     return f"{day}: not ready, next try at {next_try:%H:%M}"
+
+
+def run_signals(run_date: str, list_slug: str | None = None, dry_run: bool = False) -> str:
+    """The admin's "Run signals…": one date, everything or one list, maybe a dry run."""
+    day = date.fromisoformat(run_date)
+    with run_date_context(day):
+        try:
+            outcome = signals_generate(run_date=day, list_slug=list_slug, dry_run=dry_run)
+        except RunError as e:
+            logger.warning("nothing run: %s", e)
+            return f"{day}: nothing run: {e}"
+        if outcome.closed:
+            return f"{day}: not a trading day, nothing to do"
+        run = outcome.run
+        assert run is not None
+        dry = " (dry run, nothing kept)" if dry_run else ""
+        summary = (
+            f"{day}: run {run.status}{dry}: {run.buy} BUY, {run.sell} SELL, {run.hold} HOLD, "
+            f"{run.empty} EMPTY, {run.error_count} errors"
+        )
+        logger.info("%s", summary)
+        return summary

@@ -9,10 +9,10 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from subscriptions import emails
 from subscriptions.models import Delivery, Digest, Subscriber
-from subscriptions.services import digest_send
 
 
 @admin.register(Subscriber)
@@ -71,12 +71,13 @@ class SubscriberAdmin(admin.ModelAdmin):
         for subscriber in confirmed:
             Delivery.objects.get_or_create(digest=digest, subscriber=subscriber)
         rows = _resendable(Delivery.objects.filter(digest=digest, subscriber__in=confirmed))
-        report = digest_send(digest=digest, only=rows)
+        if rows:
+            async_task("subscriptions.tasks.send_deliveries", digest.pk, rows)
         skipped = queryset.count() - confirmed.count()
         self.message_user(
             request,
-            f"Digest {digest.run_date}: {report.sent} sent, {report.retry} to retry, "
-            f"{report.failed} failed ({skipped} not confirmed, skipped).",
+            f"Digest {digest.run_date}: {len(rows)} queued for sending by the worker "
+            f"({skipped} not confirmed, skipped). The Deliveries page shows each result.",
         )
 
 
@@ -139,9 +140,14 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Send these deliveries again")
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         rows = _resendable(queryset)
-        digests = {d.digest for d in Delivery.objects.filter(pk__in=rows).select_related("digest")}
-        sent = sum(digest_send(digest=digest, only=rows).sent for digest in digests)
-        self.message_user(request, f"{sent} sent ({len(rows)} due).")
+        by_digest: dict[int, list[int]] = {}
+        for pk, digest_id in Delivery.objects.filter(pk__in=rows).values_list("pk", "digest_id"):
+            by_digest.setdefault(digest_id, []).append(pk)
+        for digest_id, ids in by_digest.items():
+            async_task("subscriptions.tasks.send_deliveries", digest_id, ids)
+        self.message_user(
+            request, f"{len(rows)} queued for sending by the worker ({queryset.count()} selected)."
+        )
 
 
 # A sender holds its claimed rows for seconds; rows "sending" for longer were

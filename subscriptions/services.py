@@ -15,6 +15,7 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from signals.models import FundList, SignalRun
 from signals.selectors import signals_by_list
@@ -35,10 +36,11 @@ def normalise_email(email: str) -> str:
 def subscriber_subscribe(
     *, email: str, language: str, fund_lists: Sequence[FundList] = (), actionable_only: bool = False
 ) -> bool:
-    """Start (or restart) double opt-in for an address; True if an email went out.
+    """Start (or restart) double opt-in for an address; True if an email was queued.
 
     The caller shows the same page whatever happened, so nobody can learn
-    whether an address is subscribed. A confirmed address is left alone; a
+    whether an address is subscribed; the worker sends the email, so the
+    answer takes as long either way. A confirmed address is left alone; a
     bounced or complained one is never mailed again.
     """
     email = normalise_email(email)
@@ -59,12 +61,7 @@ def subscriber_subscribe(
         subscriber.confirmation_sent_at = timezone.now()
         subscriber.save()
         subscriber.fund_lists.set(fund_lists)
-    try:
-        emails.confirm_subscription(subscriber)
-    except (smtplib.SMTPException, OSError, AnymailError):
-        # The same page as ever: the address may subscribe again later.
-        logger.exception("could not send the confirmation email to subscriber %s", subscriber.pk)
-        return False
+    async_task("subscriptions.tasks.send_confirmation", subscriber.pk)
     return True
 
 

@@ -19,3 +19,6 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Queued tasks (confirmation emails, the admin's runs and resends) run at once,
+# in the test's process; tests that check the queueing itself turn this off.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405

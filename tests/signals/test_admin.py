@@ -1,7 +1,10 @@
 from datetime import date
+from unittest import mock
 
 from django.contrib.auth.models import User
 from django.urls import reverse
+from django_q.conf import Conf
+from django_q.models import OrmQ, Success
 
 from signals.models import PriceBar, Signal, SignalRun
 from tests.base import TushareTestCase, run_command
@@ -56,14 +59,28 @@ class AdminTestCase(TushareTestCase):
         response = self.client.post(
             url, {"run_date": "2023-06-08", "fund_list": "long-etf"}, follow=True
         )
-        self.assertContains(response, "Run for 2023-06-08 success")
+        self.assertContains(response, "Signals for 2023-06-08 (Long ETF) are queued")
+        # The test settings run queued tasks at once, as the worker would.
+        [task] = Success.objects.all()
+        self.assertEqual(task.result[:26], "2023-06-08: run success: 0")
         self.assertEqual(Signal.objects.filter(run_date=date(2023, 6, 8)).count(), 2)
         self.assertTrue(PriceBar.objects.exists())
 
+    def test_the_run_view_only_queues_the_job(self):
+        with mock.patch.object(Conf, "SYNC", False):
+            response = self.client.post(
+                reverse("admin:signals_signalrun_run"), {"run_date": "2023-06-08"}
+            )
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(OrmQ.objects.count(), 1)  # waiting for the worker
+        self.assertFalse(SignalRun.objects.exists())
+
     def test_the_run_view_explains_a_closed_day_and_a_bad_date(self):
         url = reverse("admin:signals_signalrun_run")
-        response = self.client.post(url, {"run_date": "2023-05-01"}, follow=True)
-        self.assertContains(response, "2023-05-01 is not a trading day")
+        self.client.post(url, {"run_date": "2023-05-01"})
+        self.assertEqual(
+            Success.objects.get().result, "2023-05-01: not a trading day, nothing to do"
+        )
         response = self.client.post(url, {"run_date": "2023-02-30"})
         self.assertContains(response, "Enter a valid date")
         self.assertFalse(SignalRun.objects.exists())

@@ -1,11 +1,14 @@
 import csv
 import io
 from datetime import date
+from unittest import mock
 
 from django.contrib.auth.models import User
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from subscriptions.models import Delivery, Digest, Subscriber
 from subscriptions.services import digest_prepare, digest_send
@@ -65,8 +68,22 @@ class SubscriptionsAdminTestCase(TushareTestCase):
             url,
             {"action": "resend_latest_digest", "_selected_action": [self.alice.pk, self.bob.pk]},
         )
+        # Queued for the worker; the test settings run queued tasks at once.
         self.assertEqual([m.to for m in mail.outbox], [["alice@example.com"]])
         self.assertEqual(Delivery.objects.get().attempts, 2)
+
+    def test_resends_only_queue_the_work(self):
+        digest_prepare(run_date=date(2023, 6, 8))
+        url = reverse("admin:subscriptions_delivery_changelist")
+        with mock.patch.object(Conf, "SYNC", False):
+            response = self.client.post(
+                url, {"action": "resend", "_selected_action": [Delivery.objects.get().pk]}
+            )
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(mail.outbox, [])
+        [queued] = OrmQ.objects.all()
+        self.assertEqual(queued.task["func"], "subscriptions.tasks.send_deliveries")
+        self.assertEqual(Delivery.objects.get().status, Delivery.Status.PENDING)
 
     def test_deliveries_are_listed_and_can_be_resent(self):
         digest = digest_prepare(run_date=date(2023, 6, 8))

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import time_machine
 from django.core import mail
 from django.db import IntegrityError, transaction
 from django.test import Client, override_settings
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from subscriptions.models import Subscriber
+from subscriptions.services import subscriber_confirm
+from subscriptions.tasks import send_confirmation
 from tests.base import BaseTestCase
 
 CURRENT_TIME = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
@@ -106,6 +111,20 @@ class EnumerationTestCase(BaseTestCase):
         # A stranger cannot change a confirmed subscriber's preferences.
         self.assertEqual(Subscriber.objects.get(email="confirmed@example.com").language, "en")
         self.assertEqual(Subscriber.objects.count(), 6)
+
+    def test_the_request_only_queues_the_email_so_its_timing_tells_nothing(self):
+        with mock.patch.object(Conf, "SYNC", False):
+            self.answer("new@example.com")
+        self.assertEqual(mail.outbox, [])  # a mail server's delay is not in the answer
+        [queued] = OrmQ.objects.all()
+        self.assertEqual(queued.task["func"], "subscriptions.tasks.send_confirmation")
+        # What the worker then does with it:
+        self.assertEqual(send_confirmation(*queued.task["args"]), "sent")
+        self.assertEqual([m.to for m in mail.outbox], [["new@example.com"]])
+        subscriber = Subscriber.objects.get()
+        subscriber_confirm(subscriber=subscriber)
+        self.assertIn("no longer pending", send_confirmation(subscriber.pk))  # confirmed meanwhile
+        self.assertEqual(len(mail.outbox), 1)
 
 
 class RateLimitTestCase(BaseTestCase):
