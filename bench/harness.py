@@ -25,7 +25,7 @@ from synthetic import SEED
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 MANAGE = ROOT / "manage.py"
-SECRET_KEY = "bench-only-not-a-secret"
+SECRET_KEY = "bench-only-not-a-secret-" + "0123456789abcdef" * 2  # settings want >= 50
 ADMIN_URL = os.environ.get(
     "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
@@ -205,6 +205,7 @@ def bench_environment(url: str, **extra: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="invest_alchemy.settings",
         SECRET_KEY=SECRET_KEY,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=url,
         TUSHARE_RETRY_WAIT="0",
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),

@@ -22,9 +22,11 @@ from typing import Any
 
 import harness
 
-SCRIPTS = ["strategy_kernel", "tushare_calls", "run_signals_pg", "digest_send", "web"]
-# Scripts sized by subscribers, not funds and bars: they get no --funds/--bars.
-SUBSCRIBER_SCRIPTS = {"digest_send"}
+SCRIPTS = [
+    "strategy_kernel", "tushare_calls", "run_signals_pg", "digest_send", "web", "memory"
+]  # fmt: skip
+# Scripts not sized by funds and bars (subscribers; the bundled sample): no --funds/--bars.
+SUBSCRIBER_SCRIPTS = {"digest_send", "memory"}
 BENCH = Path(__file__).resolve().parent
 
 
