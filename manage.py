@@ -9,9 +9,14 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "invest_alchemy.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as e:
+        # A setting read from the environment is wrong: say which, not a traceback.
+        sys.exit(f"Configuration error: {e}")
 
 
 if __name__ == "__main__":

@@ -189,3 +189,19 @@ def test_production_sets_secure_cookies_hsts_and_the_https_redirect():
     local = values(DEBUG="1", SITE_URL="http://127.0.0.1:8000", ALLOWED_HOSTS="")
     assert not local["SESSION_COOKIE_SECURE"] and not local["SECURE_SSL_REDIRECT"]
     assert local["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_manage_py_names_a_bad_setting_in_one_line():
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env.update(DEBUG="0", SECRET_KEY="short", ALLOWED_HOSTS="signals.example.com")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Configuration error: SECRET_KEY must be set")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1

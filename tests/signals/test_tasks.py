@@ -123,6 +123,16 @@ class JobLogTestCase(TushareTestCase):
         self.assertIn("run_date=2023-06-08 run ", job[1])
         self.assertIn("success: 3 funds, 0 BUY, 0 SELL, 0 stale, 0 errors", job[1])
 
+    def test_a_task_that_crashes_is_reported_to_the_admins(self):
+        # What django-q2 logs when a task raises; the settings send it to ADMINS.
+        self.settings_fixture.ADMINS = [("Ops", "ops@example.com")]
+        logging.getLogger("django-q").error(
+            "Failed 'signals.tasks.daily_signals' (daily signals) - KeyError"
+        )
+        [report] = mail.outbox
+        self.assertEqual(report.to, ["ops@example.com"])
+        self.assertIn("Failed 'signals.tasks.daily_signals'", report.subject)
+
     def test_a_crash_is_logged_as_one_line_with_its_traceback(self):
         with at("2023-06-08"), mock.patch("signals.tasks.signals_generate", side_effect=KeyError):
             with self.assertRaises(KeyError):
