@@ -148,17 +148,18 @@ class SignalRunAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             # The worker runs it: a run can outlast a web request's time limit.
             fund_list = form.cleaned_data["fund_list"]
-            run_date = form.cleaned_data["run_date"]
+            run_date = form.cleaned_data["run_date"]  # None: the latest trading day
             async_task(
                 "signals.tasks.run_signals",
-                run_date.isoformat(),
+                run_date.isoformat() if run_date else None,
                 fund_list.slug if fund_list else None,
                 form.cleaned_data["dry_run"],
-                task_name=f"run signals {run_date}",
+                task_name=f"run signals {run_date or 'latest'}",
             )
+            day = run_date or "the latest trading day"
             messages.success(
                 request,
-                f"Signals for {run_date} ({fund_list or 'every list'}) are queued; the worker "
+                f"Signals for {day} ({fund_list or 'every list'}) are queued; the worker "
                 "runs them. The run appears here, and its summary under Django Q › "
                 "Successful tasks (or Failed tasks).",
             )

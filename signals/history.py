@@ -257,7 +257,10 @@ class _Tally:
     def record_days(self, run: SignalRun, days: Sequence[date], errors: dict[str, str]) -> None:
         """A finished run per backfilled day before `run`'s own, replacing earlier ones."""
         earlier = [d for d in days if d != run.run_date]
-        SignalRun.objects.filter(run_date__in=earlier, scope__startswith="backfill ").delete()
+        # Only records of the same scope: a list's backfill leaves the whole market's.
+        SignalRun.objects.filter(
+            run_date__in=earlier, scope__startswith="backfill ", scope__endswith=f"; {run.scope}"
+        ).delete()
         failed = len(errors) > settings.SIGNALS_MAX_ERRORS
         listed = [{"ts_code": code, "error": text} for code, text in sorted(errors.items())]
         now = timezone.now()

@@ -273,12 +273,22 @@ class CsvProvider:
         return _normalise(self._table("fund_daily"), DAILY_COLUMNS, "fund_daily.csv")
 
     def fund_daily(self, **query: Any) -> pd.DataFrame:
-        return self._select(self._daily(), **query)
+        return self._required(self._select(self._daily(), **query), "fund_daily.csv", query)
 
     def fund_adj(self, **query: Any) -> pd.DataFrame:
-        return self._select(
-            _normalise(self._table("fund_adj"), ADJ_COLUMNS, "fund_adj.csv"), **query
-        )
+        frame = _normalise(self._table("fund_adj"), ADJ_COLUMNS, "fund_adj.csv")
+        return self._required(self._select(frame, **query), "fund_adj.csv", query)
+
+    def _required(self, frame: pd.DataFrame, name: str, query: dict[str, Any]) -> pd.DataFrame:
+        """As with Tushare, a whole market's day cannot be empty when the exchange
+        was open: the files have not caught up (a day of trade_cal.csv beyond the
+        bars), and the day must not be taken for one without trades."""
+        day = query.get("trade_date")
+        if frame.empty and day is not None:
+            calendar = self.trade_cal(day, day)
+            if bool(calendar["is_open"].any()):
+                raise ProviderError(f"{name} has no rows for {day}, an open day (not added yet?)")
+        return frame
 
     @staticmethod
     def _select(

@@ -107,19 +107,16 @@ def signals_generate(
     changes nothing. With `backfill_from`, every trading day from that date
     to `run_date` gets its signals too. With `dry_run`, nothing is kept.
     """
+    targets, lists = resolve_targets(fund_codes=fund_codes, list_slug=list_slug)
     try:
         provider = provider or get_provider(provider_name)
-        run_date = run_date or last_open_day(provider, market_today())
-    except ProviderError as e:
+        run_date, calendar = _run_date_and_calendar(provider, run_date, targets, backfill_from)
+    except (ProviderError, CalendarError) as e:
         raise RunError(str(e)) from e
     if backfill_from and backfill_from > run_date:
         raise RunError(f"--backfill-from {backfill_from} is after the run date {run_date}")
-    targets, lists = resolve_targets(fund_codes=fund_codes, list_slug=list_slug)
     outcome = RunOutcome(run_date=run_date, dry_run=dry_run, lists=lists)
     try:
-        calendar = Calendar.load(
-            provider, _calendar_start(targets, run_date, backfill_from), run_date
-        )
         if not calendar.is_open(run_date):
             outcome.closed = True
             return outcome
@@ -239,6 +236,30 @@ def _kept_unless(dry_run: bool) -> Iterator[None]:
     with transaction.atomic():
         yield
         transaction.set_rollback(True)
+
+
+def _run_date_and_calendar(
+    provider: Provider, run_date: date | None, targets: Sequence[Target], backfill_from: date | None
+) -> tuple[date, Calendar]:
+    """The run's date (default: the latest trading day) and the calendar it needs.
+
+    One `trade_cal` call in the usual case, with or without a date: the
+    calendar that finds the latest trading day also serves the run.
+    """
+    if run_date is not None:
+        start = _calendar_start(targets, run_date, backfill_from)
+        return run_date, Calendar.load(provider, start, run_date)
+    today = market_today()
+    start = _calendar_start(targets, today - timedelta(days=30), backfill_from)
+    calendar = Calendar.load(provider, start, today)
+    recent = calendar.open_days(today - timedelta(days=30), today)
+    if recent:
+        return recent[-1], calendar
+    # Nothing open for a month: files that end in the past (the bundled sample).
+    run_date = last_open_day(provider, today)
+    return run_date, Calendar.load(
+        provider, _calendar_start(targets, run_date, backfill_from), run_date
+    )
 
 
 def _calendar_start(targets: Sequence[Target], run_date: date, backfill_from: date | None) -> date:

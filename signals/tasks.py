@@ -17,7 +17,6 @@ from django_q.models import Schedule
 
 from invest_alchemy.logs import run_date_context
 from signals.models import SignalRun
-from signals.prices import Calendar, CalendarError
 from signals.providers import ProviderError, get_provider
 from signals.services import MARKET_TZ, RunError, market_today, signals_generate
 
@@ -42,17 +41,14 @@ def daily_signals(run_date: str | None = None) -> str:
 
 
 def _daily(day: date) -> str:
+    # signals_generate reads the exchange calendar once and stops on a closed day.
     try:
-        provider = get_provider()
-        if not Calendar.load(provider, day - timedelta(days=10), day).is_open(day):
-            logger.info("the exchange is closed, nothing to do")
-            return f"{day}: closed"
-    except (ProviderError, CalendarError) as e:
-        return _later(day, f"the calendar is not available: {e}")
-    try:
-        outcome = signals_generate(run_date=day, provider=provider)
-    except RunError as e:
+        outcome = signals_generate(run_date=day, provider=get_provider())
+    except (RunError, ProviderError) as e:
         return _later(day, str(e))
+    if outcome.closed:
+        logger.info("the exchange is closed, nothing to do")
+        return f"{day}: closed"
     run = outcome.run
     assert run is not None
     logger.info(
@@ -98,15 +94,19 @@ def _later(day: date, reason: str) -> str:
     return f"{day}: not ready, next try at {next_try:%H:%M}"
 
 
-def run_signals(run_date: str, list_slug: str | None = None, dry_run: bool = False) -> str:
-    """The admin's "Run signals…": one date, everything or one list, maybe a dry run."""
-    day = date.fromisoformat(run_date)
-    with run_date_context(day):
+def run_signals(
+    run_date: str | None = None, list_slug: str | None = None, dry_run: bool = False
+) -> str:
+    """The admin's "Run signals…": a date (default: the latest trading day),
+    everything or one list, maybe a dry run."""
+    requested = date.fromisoformat(run_date) if run_date else None
+    with run_date_context(requested or "latest"):
         try:
-            outcome = signals_generate(run_date=day, list_slug=list_slug, dry_run=dry_run)
+            outcome = signals_generate(run_date=requested, list_slug=list_slug, dry_run=dry_run)
         except RunError as e:
             logger.warning("nothing run: %s", e)
-            return f"{day}: nothing run: {e}"
+            return f"{requested or 'latest'}: nothing run: {e}"
+        day = outcome.run_date
         if outcome.closed:
             return f"{day}: not a trading day, nothing to do"
         run = outcome.run

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -205,3 +206,14 @@ def test_manage_py_names_a_bad_setting_in_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith("Configuration error: SECRET_KEY must be set")
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    source = (ROOT / "invest_alchemy" / "settings.py").read_text(encoding="utf-8")
+    read = set(
+        re.findall(r'(?:envbool|envint|envfloat|envsecret|os\.getenv)\("([A-Z][A-Z0-9_]*)"', source)
+    )
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^(?:# ?)?([A-Z][A-Z0-9_]*)=", example, re.MULTILINE))
+    assert len(read) > 40
+    assert read - listed == set()

@@ -1,6 +1,8 @@
-from datetime import date
+from datetime import date, datetime
 from unittest import mock
+from zoneinfo import ZoneInfo
 
+import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 from django_q.conf import Conf
@@ -65,6 +67,13 @@ class AdminTestCase(TushareTestCase):
         self.assertEqual(task.result[:26], "2023-06-08: run success: 0")
         self.assertEqual(Signal.objects.filter(run_date=date(2023, 6, 8)).count(), 2)
         self.assertTrue(PriceBar.objects.exists())
+
+    def test_an_empty_date_runs_the_latest_trading_day(self):
+        evening = datetime(2023, 6, 8, 18, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+        with time_machine.travel(evening):
+            response = self.client.post(reverse("admin:signals_signalrun_run"), {"run_date": ""})
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(Success.objects.get().result[:24], "2023-06-08: run success:")
 
     def test_the_run_view_only_queues_the_job(self):
         with mock.patch.object(Conf, "SYNC", False):

@@ -1,8 +1,13 @@
-from datetime import date
+import shutil
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
+from django.conf import settings
 from django.core import mail
 from django.core.management.base import CommandError
+from django.utils.module_loading import import_string
 
 from signals.models import PriceBar, Signal, SignalRun
 from tests.base import TushareTestCase, make_fund, run_command
@@ -57,6 +62,24 @@ class RunSignalsTestCase(TushareTestCase):
         )
         self.assertEqual(self.server.calls[1].params["trade_date"], "20230608")
 
+    def test_the_daily_job_and_a_run_without_a_date_cost_three_calls_too(self):
+        run_command("run_signals", date="2023-06-06")
+        evening = datetime(2023, 6, 7, 18, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+        with time_machine.travel(evening):
+            self.server.reset_calls()
+            run_command("run_signals")  # the latest trading day: 2023-06-07
+            self.assertEqual(
+                [c.api_name for c in self.server.calls], ["trade_cal", "fund_daily", "fund_adj"]
+            )
+            self.assertTrue(SignalRun.objects.filter(run_date=date(2023, 6, 7)).exists())
+        with time_machine.travel(evening + timedelta(days=1)):
+            self.server.reset_calls()
+            import_string("signals.tasks.daily_signals")()
+            self.assertEqual(
+                [c.api_name for c in self.server.calls], ["trade_cal", "fund_daily", "fund_adj"]
+            )
+            self.assertTrue(SignalRun.objects.filter(run_date=date(2023, 6, 8)).exists())
+
     def test_incremental_day_equals_recomputation_from_scratch(self):
         # 513100.SH split (2022-01-14) and 512100.SH merge (2022-09-05) are inside the range.
         run_command("run_signals", date="2021-12-01")
@@ -70,6 +93,17 @@ class RunSignalsTestCase(TushareTestCase):
             run_command("run_signals", date=day.isoformat())
             fresh = snapshot(run_date=day)
             self.assertEqual(fresh, {k: v for k, v in incremental.items() if k[1] == day}, day)
+
+    def test_a_lists_backfill_keeps_the_whole_markets_day_records(self):
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-06-01")
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-06-01", list="other-etf")
+        day = SignalRun.objects.filter(run_date=date(2023, 6, 5))
+        self.assertEqual(
+            sorted((r.scope.split("; ")[1], r.funds) for r in day),
+            [("all", 3), ("list other-etf", 1)],
+        )
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-06-01")  # again
+        self.assertEqual(day.count(), 2)  # the market's record replaced, not added
 
     def test_backfill_matches_day_by_day_runs(self):
         out = run_command("run_signals", date="2022-09-30", backfill_from="2022-08-15")
@@ -271,3 +305,36 @@ class FundDeletionTestCase(TushareTestCase):
         self.assertFalse(Signal.objects.filter(fund_id=self.hs300.pk).exists())
         self.assertFalse(PriceBar.objects.filter(fund_id=self.hs300.pk).exists())
         self.assertTrue(Signal.objects.filter(fund=self.nasdaq).exists())
+
+
+class CsvLateDayTestCase(TushareTestCase):
+    """A CSV folder whose calendar runs a day ahead of its bars."""
+
+    def test_an_open_day_without_bars_is_not_published_yet_and_is_fetched_later(self):
+        sample = settings.SAMPLE_DATA_DIR
+        folder = self.tmp / "prices"
+        folder.mkdir()
+        for name in ("fund_basic", "trade_cal"):
+            shutil.copy(sample / f"{name}.csv", folder)
+
+        def copy_until(last: str) -> None:
+            for name in ("fund_daily", "fund_adj"):
+                lines = (sample / f"{name}.csv").read_text().splitlines(keepends=True)
+                rows = [line for line in lines[1:] if line.split(",")[1] <= last]
+                (folder / f"{name}.csv").write_text(lines[0] + "".join(rows))
+
+        self.settings_fixture.PRICE_CSV_DIR = str(folder)
+        copy_until("20230607")
+        run_command("run_signals", date="2023-06-07", provider="csv")
+        with self.assertRaisesMessage(CommandError, "fund_daily.csv has no rows for 2023-06-08"):
+            run_command("run_signals", date="2023-06-08", provider="csv")
+        self.assertFalse(PriceBar.objects.filter(trade_date=date(2023, 6, 8)).exists())
+        self.assertFalse(
+            SignalRun.objects.filter(run_date=date(2023, 6, 8), status="success").exists()
+        )
+
+        copy_until("20230608")  # the day's files arrive
+        run_command("run_signals", date="2023-06-08", provider="csv")
+        self.assertEqual(PriceBar.objects.filter(trade_date=date(2023, 6, 8)).count(), 3)
+        run = SignalRun.objects.filter(run_date=date(2023, 6, 8)).latest("started_at")
+        self.assertEqual((run.status, run.stale), (SignalRun.Status.SUCCESS, 0))
