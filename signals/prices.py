@@ -81,25 +81,42 @@ def prices_sync(
     for fund_id, days in incomplete.items():
         gaps.setdefault(fund_id, set()).update(days)
     gaps = {k: v for k, v in gaps.items() if v}
-    dates = sorted(set().union(*gaps.values())) if gaps else []
-    gapped = [f for f in funds if f.pk in gaps]
-
-    if dates and len(dates) <= len(gapped):
+    by_date, by_fund = _split(funds, gaps)
+    dates = sorted(set().union(*(gaps[f.pk] for f in by_date)))
+    if dates:
         report.mode = "by-date"
         report.dates = dates
         for day in dates:
-            _sync_day(provider, day, gapped, report)
-        Fund.objects.filter(pk__in=[f.pk for f in behind]).update(synced_until=until)
-        for fund in behind:
+            _sync_day(provider, day, by_date, report)
+        caught_up = [f for f in by_date if f in behind]
+        Fund.objects.filter(pk__in=[f.pk for f in caught_up]).update(synced_until=until)
+        for fund in caught_up:
             fund.synced_until = until
-    else:
-        new = new + gapped
+    new = new + [f for f in by_fund if f not in new]
     if new:
         report.mode = "per-fund" if report.mode == "none" else f"{report.mode}+per-fund"
         for fund in new:
             start = min(gaps.get(fund.pk, ()), default=None) or fund.list_date or HISTORY_START
             _sync_fund(provider, fund, start, until, report)
     return report
+
+
+def _split(funds: Sequence[Fund], gaps: dict[int, set[date]]) -> tuple[list[Fund], list[Fund]]:
+    """Which gapped funds to fetch by date (two calls per date, shared by all
+    funds) and which by fund (two calls per fund): the cheapest split.
+
+    Funds with the fewest missing days go by date. Taking them in that order,
+    the split after the m-th costs 2·|their dates| + 2·(the rest); one fund a
+    year behind among a thousand a day behind costs 4 calls, not 500.
+    """
+    gapped = sorted((f for f in funds if f.pk in gaps), key=lambda f: (len(gaps[f.pk]), f.pk))
+    best, best_cost, union = 0, len(gapped), set[date]()
+    for m, fund in enumerate(gapped, start=1):
+        union |= gaps[fund.pk]
+        cost = len(union) + len(gapped) - m
+        if cost <= best_cost:  # ties go by date: one answer for the whole market
+            best, best_cost = m, cost
+    return gapped[:best], gapped[best:]
 
 
 def _incomplete_days(funds: Sequence[Fund], until: date) -> dict[int, set[date]]:

@@ -280,6 +280,23 @@ def test_it_fetches_a_missing_day_by_date(synced, tushare: TushareServer, sample
     assert tushare.count() == 0
 
 
+def test_a_fund_far_behind_is_fetched_alone_and_the_rest_by_date(
+    synced, tushare: TushareServer
+) -> None:
+    Fund.objects.filter(ts_code="512100.SH").update(synced_until=date(2023, 5, 4))
+    report = sync(*synced, DAY)
+    assert report.mode == "by-date+per-fund" and report.dates == [DAY]
+    calls = [(c.api_name, c.params.get("trade_date") or c.params["ts_code"]) for c in tushare.calls]
+    assert calls == [
+        ("fund_daily", "20230608"),
+        ("fund_adj", "20230608"),
+        ("fund_daily", "512100.SH"),
+        ("fund_adj", "512100.SH"),
+    ]
+    assert set(Fund.objects.values_list("synced_until", flat=True)) == {DAY}
+    assert PriceBar.objects.filter(trade_date=DAY).count() == 3
+
+
 def test_it_refetches_a_day_without_factors(synced, tushare: TushareServer) -> None:
     tushare.inject(Fault.empty(), "fund_adj", times=3)
     report = sync(*synced, DAY)
