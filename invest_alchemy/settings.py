@@ -401,6 +401,13 @@ Q_CLUSTER = {
     "catch_up": False,
     "time_zone": "Asia/Shanghai",
 }
+# Seconds a task spends sending a digest before it leaves the rest to a
+# follow-up task: inside Q_TIMEOUT, with room for the run before it.
+DIGEST_SEND_SECONDS = envint("DIGEST_SEND_SECONDS", Q_TIMEOUT * 3 // 4, minimum=10)
+if DIGEST_SEND_SECONDS >= Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"DIGEST_SEND_SECONDS ({DIGEST_SEND_SECONDS}) must be less than Q_TIMEOUT ({Q_TIMEOUT})"
+    )
 if Q_TIMEOUT >= Q_RETRY:
     raise ImproperlyConfigured(
         f"Q_TIMEOUT ({Q_TIMEOUT}) must be less than Q_RETRY ({Q_RETRY}), "

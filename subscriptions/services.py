@@ -7,13 +7,13 @@ import smtplib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -155,6 +155,7 @@ class SendReport:
     failed: int = 0
     batches: int = 0
     errors: list[str] = field(default_factory=list)
+    stopped: str = ""  # why it stopped before every due row was tried
 
 
 def digest_send(
@@ -164,12 +165,17 @@ def digest_send(
     rate: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     only: Sequence[int] | None = None,
+    deadline: float | None = None,
 ) -> SendReport:
     """Send every due delivery of a digest, batch by batch, recording each result.
 
     Rows are claimed before sending and their results written after each
     batch, also when the batch is interrupted, so a re-run sends everyone who
     is left exactly once. Temporary failures go back in the queue for later.
+    With a `deadline` (a `time.monotonic()` value) it stops there, between two
+    messages; the rows it did not reach stay due. A mail server that cannot be
+    reached stops the send: the batch waits DIGEST_RETRY_SECONDS like any
+    temporary failure, and so does the rest.
     """
     batch_size = batch_size or settings.DIGEST_BATCH_SIZE
     rate = settings.DIGEST_SEND_RATE if rate is None else rate
@@ -177,13 +183,20 @@ def digest_send(
     started, count = time.monotonic(), 0
     connection = mail.get_connection()
     field_format = merge_field_format(connection)
-    while batch := _claim(digest, batch_size, only):
+    while not _past(deadline) and (batch := _claim(digest, batch_size, only)):
         report.batches += 1
         outcome = _BatchOutcome()
         try:
-            connection.open()
+            try:
+                connection.open()
+            except (smtplib.SMTPException, OSError, AnymailError) as e:
+                outcome.fail(batch, e)
+                report.stopped = f"the mail server cannot be reached: {describe(e)}"
+                break
             units = _grouped(digest, batch) if field_format else [[d] for d in batch]
             for unit in units:
+                if _past(deadline):
+                    break
                 if field_format:
                     _send_group(connection, digest, unit, outcome, field_format)
                 else:
@@ -194,9 +207,27 @@ def digest_send(
                     if ahead > 0:
                         sleep(ahead)
         finally:
-            connection.close()
+            # Results first: a connection that fails to close must not lose them.
             _record(batch, outcome, report)
+            try:
+                connection.close()
+            except (smtplib.SMTPException, OSError, AnymailError):
+                logger.warning("closing the mail connection failed", exc_info=True)
     return report
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def digest_remaining(digest: Digest) -> datetime | None:
+    """When the next of the digest's unsent deliveries is due, or None if none is left."""
+    rows = Delivery.objects.filter(
+        digest=digest,
+        status=Delivery.Status.PENDING,
+        subscriber__status=Subscriber.Status.CONFIRMED,
+    )
+    return rows.aggregate(due=Min("next_attempt_at"))["due"]
 
 
 # Providers whose batch API fills merge fields written inline in the body.

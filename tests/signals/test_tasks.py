@@ -1,5 +1,6 @@
 import io
 import logging
+import re
 from datetime import datetime
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -116,10 +117,13 @@ class JobLogTestCase(TushareTestCase):
     def test_every_line_of_a_run_names_its_date(self):
         with at("2023-06-08"):
             import_string("signals.tasks.daily_signals")()
-        job = [line for line in self.lines() if " signals.tasks " in line]
+        job = [
+            line for line in self.lines() if re.search(r" (signals|subscriptions)\.tasks ", line)
+        ]
         self.assertEqual(len(job), 4, job)  # started, run, digest, done
         for line in job:
-            self.assertRegex(line, r"^\S+ INFO signals\.tasks run_date=2023-06-08 ")
+            self.assertRegex(line, r"^\S+ INFO \w+\.tasks run_date=2023-06-08 ")
+        self.assertIn("subscriptions.tasks run_date=2023-06-08 digest: sent to 0", job[2])
         self.assertIn("run_date=2023-06-08 run ", job[1])
         self.assertIn("success: 3 funds, 0 BUY, 0 SELL, 0 stale, 0 errors", job[1])
 

@@ -1,5 +1,9 @@
+import ast
 import re
+import smtplib
+import time
 from datetime import date, timedelta
+from unittest import mock
 
 import pytest
 import time_machine
@@ -10,15 +14,19 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_q.models import Schedule
 
 from signals.models import Signal, SignalRun
 from subscriptions.models import Delivery, Digest, Subscriber
 from subscriptions.services import (
     DigestError,
     digest_prepare,
+    digest_remaining,
     digest_send,
     is_temporary,
 )
+from subscriptions.tasks import digest_deliver
 from tests.base import TushareTestCase, run_command
 
 RUN_DATE = date(2023, 6, 8)
@@ -58,6 +66,13 @@ class CrashAfter(locmem.EmailBackend):
             raise RuntimeError("worker killed")
         CrashAfter.handed_over += len(messages)
         return super().send_messages(messages)
+
+
+class FailsToClose(locmem.EmailBackend):
+    """Delivers, then the server drops the line when the connection is closed."""
+
+    def close(self):
+        raise smtplib.SMTPServerDisconnected("421 closing connection")
 
 
 class DigestTestCase(TushareTestCase):
@@ -270,6 +285,67 @@ class TemporaryFailureTestCase(TushareTestCase):
             digest_send(digest=digest, batch_size=1)
         self.assertEqual(Delivery.objects.filter(status=Delivery.Status.SENT).count(), 2)
         self.assertEqual(Delivery.objects.get(status=Delivery.Status.FAILED).attempts, 2)
+
+    def test_a_follow_up_task_sends_what_was_throttled_once_it_is_due(self):
+        self.smtp.reply_next("450 4.2.1 Mailbox busy, try later")
+        self.settings_fixture.ADMINS = [("Ops", "ops@example.com")]
+        report, rest = digest_deliver(
+            digest_prepare(run_date=RUN_DATE), deadline=time.monotonic() + 60
+        )
+        self.assertEqual((report.sent, report.retry), (2, 1))
+        follow_up = Schedule.objects.get(name="digest 2023-06-08: the rest")
+        self.assertEqual(follow_up.func, "subscriptions.tasks.send_digest")
+        due = Delivery.objects.get(status=Delivery.Status.PENDING).next_attempt_at
+        self.assertEqual(follow_up.next_run, due)
+        self.assertRegex(rest, r"^the rest from \d\d:\d\d$")
+        args = ast.literal_eval(follow_up.args)
+        with time_machine.travel(due + timedelta(seconds=1)):
+            result = import_string(follow_up.func)(args)
+        self.assertEqual(result, "digest 2023-06-08: sent to 1, 0 to retry, 0 failed")
+        self.assertFalse(Schedule.objects.filter(name__startswith="digest ").exists())
+        self.assertEqual(self.smtp.count, 3)  # nobody twice, nobody left out
+
+    def test_the_admins_hear_of_deliveries_given_up(self):
+        self.smtp.reply_next("550 5.1.1 No such user")
+        self.settings_fixture.ADMINS = [("Ops", "ops@example.com")]
+        digest_deliver(digest_prepare(run_date=RUN_DATE), deadline=time.monotonic() + 60)
+        [report] = [m for m in self.smtp.messages if str(m["To"]) == "ops@example.com"]
+        self.assertIn("Digest 2023-06-08: 1 deliveries failed", str(report["Subject"]))
+        self.assertFalse(Schedule.objects.exists())  # nothing left to send
+
+    def test_an_unreachable_mail_server_stops_the_send_and_loses_nobody(self):
+        digest = digest_prepare(run_date=RUN_DATE)
+        with self.settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=9):  # nothing listens there
+            report = digest_send(digest=digest, batch_size=1)
+        self.assertIn("the mail server cannot be reached", report.stopped)
+        self.assertEqual((report.batches, report.retry, report.sent), (1, 1, 0))
+        rows = Delivery.objects.order_by("id")
+        self.assertEqual([r.status for r in rows], ["pending"] * 3)
+        self.assertEqual([r.attempts for r in rows], [1, 0, 0])  # the rest never tried
+        with time_machine.travel(timezone.now() + timedelta(minutes=6)):
+            self.assertEqual(digest_send(digest=digest).sent, 3)
+
+    def test_it_stops_at_the_deadline_between_two_messages(self):
+        digest = digest_prepare(run_date=RUN_DATE)
+        self.assertEqual(digest_send(digest=digest, deadline=time.monotonic()).batches, 0)
+        # The deadline passes after the first message of the batch.
+        with mock.patch("subscriptions.services._past", side_effect=[False, False, True, True]):
+            report = digest_send(digest=digest, deadline=0)
+        self.assertEqual((report.sent, report.batches), (1, 1))
+        self.assertEqual(Delivery.objects.filter(status=Delivery.Status.PENDING).count(), 2)
+        self.assertEqual(
+            digest_remaining(digest), Delivery.objects.order_by("id")[1].next_attempt_at
+        )
+        self.assertEqual(digest_send(digest=digest).sent, 2)
+        self.assertIsNone(digest_remaining(digest))
+
+    def test_results_are_kept_when_the_connection_fails_to_close(self):
+        with self.settings(EMAIL_BACKEND="tests.subscriptions.test_digest.FailsToClose"):
+            report = digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        self.assertEqual(report.sent, 3)
+        self.assertEqual(
+            set(Delivery.objects.values_list("status", flat=True)), {Delivery.Status.SENT}
+        )
 
     def test_it_tells_temporary_from_permanent_provider_errors(self):
         self.assertTrue(is_temporary(AnymailAPIError("throttled", status_code=429)))
