@@ -295,8 +295,9 @@ SUBSCRIBE_CONFIRM_DAYS = envint("SUBSCRIBE_CONFIRM_DAYS", 3, minimum=1)
 SUBSCRIBE_CONFIRMATIONS_PER_DAY = envint("SUBSCRIBE_CONFIRMATIONS_PER_DAY", 3, minimum=1)
 SUBSCRIBE_RATE_PER_IP = os.getenv("SUBSCRIBE_RATE_PER_IP", "20/h")
 # A confirm page opened this long after the email was sent confirms by itself
-# (people are slow; link scanners open links within seconds).
-SUBSCRIBE_AUTOCONFIRM_AFTER = envint("SUBSCRIBE_AUTOCONFIRM_AFTER", 120)
+# (people are slow; link scanners open links as the mail arrives, which a
+# greylisting server can delay by several minutes).
+SUBSCRIBE_AUTOCONFIRM_AFTER = envint("SUBSCRIBE_AUTOCONFIRM_AFTER", 600)
 RATELIMIT_VIEW = "subscriptions.views.rate_limited"
 DIGEST_BATCH_SIZE = envint("DIGEST_BATCH_SIZE", 200, minimum=1)
 # Messages per second at most; 0 means as fast as the provider takes them.

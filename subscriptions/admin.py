@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import csv
+import smtplib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from anymail.exceptions import AnymailError
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +14,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from subscriptions import emails
-from subscriptions.models import Delivery, Digest, Subscriber
+from subscriptions.models import Delivery, Digest, Subscriber, new_secret
+from subscriptions.services import describe
 
 
 @admin.register(Subscriber)
@@ -24,7 +27,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         "created", "confirmation_sent_at", "confirmed_at", "unsubscribed_at", "suppressed_at",
         "status_changed_at",
     ]  # fmt: skip
-    actions = ["export_csv", "resend_latest_digest"]
+    actions = ["export_csv", "resend_latest_digest", "revoke_links"]
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -60,6 +63,20 @@ class SubscriberAdmin(admin.ModelAdmin):
                  s.confirmed_at.isoformat() if s.confirmed_at else ""]
             )  # fmt: skip
         return response
+
+    @admin.action(description="Revoke the selected subscribers' links (a forwarded digest)")
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        # Links are signed with the subscriber's secret: a new one voids them all.
+        # Their next email carries working links again.
+        count = 0
+        for subscriber in queryset:
+            subscriber.secret = new_secret()
+            subscriber.save(update_fields=["secret"])
+            count += 1
+        self.message_user(
+            request,
+            f"The links of {count} subscriber(s) no longer work; the next email brings new ones.",
+        )
 
     @admin.action(description="Resend the latest digest to the selected subscribers")
     def resend_latest_digest(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
@@ -119,7 +136,11 @@ class DigestAdmin(admin.ModelAdmin):
             personal = emails.Personal(
                 language="en", list_ids=(), unsubscribe_url="#", preferences_url="#"
             )
-            emails.daily_digest(digest.parts, address, personal).send()
+            try:
+                emails.daily_digest(digest.parts, address, personal).send()
+            except (smtplib.SMTPException, OSError, AnymailError) as e:
+                self.message_user(request, f"Not sent: {describe(e)}", messages.ERROR)
+                return
         self.message_user(request, f"Sent {queryset.count()} test digest(s) to {address}.")
 
 

@@ -136,13 +136,24 @@ class Subscriber(models.Model):
             "fund_lists": [fl.slug for fl in self.fund_lists.all()] or "all",
             "actionable_only": self.actionable_only,
             "created": self.created.isoformat(),
-            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
-            "unsubscribed_at": self.unsubscribed_at.isoformat() if self.unsubscribed_at else None,
+            **{
+                name: value.isoformat() if value else None
+                for name in (
+                    "confirmation_sent_at",
+                    "confirmed_at",
+                    "unsubscribed_at",
+                    "suppressed_at",
+                    "status_changed_at",
+                )  # fmt: skip
+                for value in [getattr(self, name)]
+            },
             "deliveries": [
                 {
                     "run_date": d.digest.run_date.isoformat(),
                     "status": d.status,
+                    "attempts": d.attempts,
                     "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                    "last_error": d.last_error,
                 }
                 for d in self.deliveries.select_related("digest").order_by("digest__run_date")
             ],

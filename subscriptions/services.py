@@ -20,7 +20,7 @@ from django_q.tasks import async_task
 from signals.models import FundList, SignalRun
 from signals.selectors import signals_by_list
 from subscriptions import emails
-from subscriptions.models import Delivery, Digest, Subscriber
+from subscriptions.models import Delivery, Digest, Subscriber, new_secret
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,13 @@ def normalise_email(email: str) -> str:
 def subscriber_subscribe(
     *, email: str, language: str, fund_lists: Sequence[FundList] = (), actionable_only: bool = False
 ) -> bool:
-    """Start (or restart) double opt-in for an address; True if an email was queued.
+    """Start (or restart) double opt-in for an address; True if it is now pending.
 
     The caller shows the same page whatever happened, so nobody can learn
-    whether an address is subscribed; the worker sends the email, so the
-    answer takes as long either way. A confirmed address is left alone; a
-    bounced or complained one is never mailed again.
+    whether an address is subscribed: every request queues the same task,
+    and the worker decides whether there is anything to send. A confirmed
+    address is left alone; a bounced or complained one is never mailed again.
+    One who left and comes back gets new links: the old ones stop working.
     """
     email = normalise_email(email)
     try:
@@ -52,17 +53,18 @@ def subscriber_subscribe(
         pass
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(email=email)
-        if subscriber.is_suppressed or subscriber.status == Subscriber.Status.CONFIRMED:
-            return False
-        if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
-            subscriber.set_status(Subscriber.Status.PENDING)
-        subscriber.language = language
-        subscriber.actionable_only = actionable_only
-        subscriber.confirmation_sent_at = timezone.now()
-        subscriber.save()
-        subscriber.fund_lists.set(fund_lists)
+        restart = not (subscriber.is_suppressed or subscriber.status == Subscriber.Status.CONFIRMED)
+        if restart:
+            if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+                subscriber.set_status(Subscriber.Status.PENDING)
+                subscriber.secret = new_secret()
+            subscriber.language = language
+            subscriber.actionable_only = actionable_only
+            subscriber.confirmation_sent_at = timezone.now()
+            subscriber.save()
+            subscriber.fund_lists.set(fund_lists)
     async_task("subscriptions.tasks.send_confirmation", subscriber.pk)
-    return True
+    return restart
 
 
 def subscriber_confirm(*, subscriber: Subscriber) -> None:

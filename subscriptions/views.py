@@ -98,9 +98,10 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber = Subscriber.from_token(token, "unsubscribe")
     except (Subscriber.DoesNotExist, signing.BadSignature):
-        # Gone already, or a link that is not ours: the same answer for both,
-        # so the page tells nobody which subscriber numbers exist.
-        return render(request, "subscriptions/unsubscribed.html")
+        # Cut short, revoked, or its subscriber deleted: never "you are
+        # unsubscribed" when nothing changed. One answer for all of them, so
+        # the page tells nobody which subscriber numbers exist.
+        return _bad_link(request)
     if request.method == "POST":
         services.subscriber_unsubscribe(subscriber=subscriber)
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})

@@ -2,6 +2,7 @@ import csv
 import io
 from datetime import date
 from unittest import mock
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import User
 from django.core import mail
@@ -59,6 +60,32 @@ class SubscriptionsAdminTestCase(TushareTestCase):
         [copy] = mail.outbox
         self.assertEqual(copy.to, ["ops@example.com"])
         self.assertEqual(Delivery.objects.count(), 1)  # a test copy is not in the ledger
+
+    def test_a_test_copy_that_cannot_be_sent_says_why(self):
+        digest = digest_prepare(run_date=date(2023, 6, 8))
+        url = reverse("admin:subscriptions_digest_changelist")
+        with self.settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=9,  # nothing listens there
+        ):
+            response = self.client.post(
+                url, {"action": "send_test_to_me", "_selected_action": [digest.pk]}, follow=True
+            )
+        self.assertContains(response, "Not sent: ConnectionRefusedError")
+
+    def test_revoking_links_voids_every_link_sent_so_far(self):
+        old = urlsplit(self.alice.preferences_url()).path
+        self.assertEqual(self.client.get(old).status_code, 200)
+        url = reverse("admin:subscriptions_subscriber_changelist")
+        response = self.client.post(
+            url, {"action": "revoke_links", "_selected_action": [self.alice.pk]}, follow=True
+        )
+        self.assertContains(response, "The links of 1 subscriber(s) no longer work")
+        self.assertEqual(self.client.get(old).status_code, 400)
+        self.alice.refresh_from_db()
+        fresh = urlsplit(self.alice.preferences_url()).path
+        self.assertEqual(self.client.get(fresh).status_code, 200)
 
     def test_resend_sends_the_latest_digest_to_a_subscriber_again(self):
         digest_send(digest=digest_prepare(run_date=date(2023, 6, 8)))

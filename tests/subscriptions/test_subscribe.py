@@ -113,7 +113,11 @@ class EnumerationTestCase(BaseTestCase):
         self.assertEqual(Subscriber.objects.count(), 6)
 
     def test_the_request_only_queues_the_email_so_its_timing_tells_nothing(self):
+        Subscriber.objects.create(email="old@example.com", status="confirmed")
         with mock.patch.object(Conf, "SYNC", False):
+            self.answer("old@example.com")
+            self.assertEqual(OrmQ.objects.count(), 1)  # queued for a confirmed address too
+            OrmQ.objects.all().delete()
             self.answer("new@example.com")
         self.assertEqual(mail.outbox, [])  # a mail server's delay is not in the answer
         [queued] = OrmQ.objects.all()
@@ -121,10 +125,18 @@ class EnumerationTestCase(BaseTestCase):
         # What the worker then does with it:
         self.assertEqual(send_confirmation(*queued.task["args"]), "sent")
         self.assertEqual([m.to for m in mail.outbox], [["new@example.com"]])
-        subscriber = Subscriber.objects.get()
+        subscriber = Subscriber.objects.get(email="new@example.com")
         subscriber_confirm(subscriber=subscriber)
         self.assertIn("no longer pending", send_confirmation(subscriber.pk))  # confirmed meanwhile
         self.assertEqual(len(mail.outbox), 1)
+
+    def test_coming_back_after_leaving_brings_new_links(self):
+        subscriber = Subscriber.objects.create(email="back@example.com", status="unsubscribed")
+        old_secret = subscriber.secret
+        self.answer("back@example.com")
+        subscriber.refresh_from_db()
+        self.assertEqual(subscriber.status, "pending")
+        self.assertNotEqual(subscriber.secret, old_secret)  # old links no longer work
 
 
 class RateLimitTestCase(BaseTestCase):
