@@ -6,12 +6,15 @@ client polling after each close gets a cheap 304 until a new run lands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import wraps
 from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import condition, require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import condition
 
 from signals.models import Fund, Signal, SignalRun
 from signals.selectors import latest_run, run_for_date, signals_by_list
@@ -82,30 +85,50 @@ def _run_modified(run: SignalRun | None) -> datetime | None:
     return run.finished_at if run else None
 
 
-def _dated(request: HttpRequest, run_date: str) -> SignalRun | None:
-    try:
-        return run_for_date(date.fromisoformat(run_date))
-    except ValueError:
-        return None
+def read_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """GET, and HEAD answered like GET; any other method is a JSON 405.
+
+    CSRF-exempt: nothing here changes state, and a POST should learn that it
+    is not allowed rather than fail the CSRF check.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = error(405, f"{request.method} is not allowed: use GET")
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return inner
 
 
-@require_GET
-@condition(
-    etag_func=lambda request: _run_etag(latest_run()),
-    last_modified_func=lambda request: _run_modified(latest_run()),
-)
+def answer(request: HttpRequest, run: SignalRun | None, body: Callable[[], Any]) -> HttpResponse:
+    """The JSON body, or a 304 when the client already has this run's answer.
+
+    Called only once the request is known to be valid, so an error is never
+    answered with a 304 nor carries the run's ETag.
+    """
+
+    @condition(
+        etag_func=lambda _r: _run_etag(run), last_modified_func=lambda _r: _run_modified(run)
+    )
+    def respond(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(body(), json_dumps_params={"ensure_ascii": False})
+
+    return respond(request)
+
+
+@read_only
 def latest(request: HttpRequest) -> HttpResponse:
     run = latest_run()
     if run is None:
         return error(404, "no signals yet")
-    return JsonResponse(run_json(run), json_dumps_params={"ensure_ascii": False})
+    return answer(request, run, lambda: run_json(run))
 
 
-@require_GET
-@condition(
-    etag_func=lambda request, run_date: _run_etag(_dated(request, run_date)),
-    last_modified_func=lambda request, run_date: _run_modified(_dated(request, run_date)),
-)
+@read_only
 def by_date(request: HttpRequest, run_date: str) -> HttpResponse:
     try:
         day = date.fromisoformat(run_date)
@@ -114,17 +137,13 @@ def by_date(request: HttpRequest, run_date: str) -> HttpResponse:
     run = run_for_date(day)
     if run is None:
         return error(404, f"no signals for {day}")
-    return JsonResponse(run_json(run), json_dumps_params={"ensure_ascii": False})
+    return answer(request, run, lambda: run_json(run))
 
 
-@require_GET
-@condition(
-    etag_func=lambda request, ts_code: _run_etag(latest_run()),
-    last_modified_func=lambda request, ts_code: _run_modified(latest_run()),
-)
+@read_only
 def fund_history(request: HttpRequest, ts_code: str) -> HttpResponse:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD&limit=N (newest first, at most 5000)."""
-    fund = Fund.objects.filter(ts_code=ts_code.upper()).first()
+    fund = Fund.objects.filter(ts_code=ts_code).first()
     if fund is None:
         return error(404, f"unknown fund {ts_code!r}")
     try:
@@ -132,18 +151,34 @@ def fund_history(request: HttpRequest, ts_code: str) -> HttpResponse:
         end = date.fromisoformat(request.GET["to"]) if "to" in request.GET else None
     except ValueError:
         return error(400, "from and to must be dates as YYYY-MM-DD")
-    limit_text = request.GET.get("limit", "250")
-    if (
-        not limit_text.isascii()
-        or not limit_text.isdigit()
-        or not 1 <= int(limit_text) <= MAX_HISTORY
-    ):
+    limit = _limit(request.GET.get("limit", "250"))
+    if limit is None:
         return error(400, f"limit must be a whole number from 1 to {MAX_HISTORY}")
     rows = Signal.objects.filter(fund=fund).select_related("fund").order_by("-run_date")
     if start:
         rows = rows.filter(run_date__gte=start)
     if end:
         rows = rows.filter(run_date__lte=end)
-    body = {"ts_code": fund.ts_code, "name": fund.name,
-            "signals": [signal_json(s) for s in rows[: int(limit_text)]]}  # fmt: skip
-    return JsonResponse(body, json_dumps_params={"ensure_ascii": False})
+    return answer(request, _last_finished_run(), lambda: {
+        "ts_code": fund.ts_code, "name": fund.name,
+        "signals": [signal_json(s) for s in rows[:limit]],
+    })  # fmt: skip
+
+
+def _last_finished_run() -> SignalRun | None:
+    """The run that last wrote signals: a fund's history changes with a run of any date."""
+    runs = SignalRun.objects.filter(status=SignalRun.Status.SUCCESS, finished_at__isnull=False)
+    return runs.order_by("-finished_at").first()
+
+
+def _limit(text: str) -> int | None:
+    """A whole number from 1 to MAX_HISTORY, else None (checked before int())."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_HISTORY)):
+        return None
+    return int(text) if 1 <= int(text) <= MAX_HISTORY else None
+
+
+@csrf_exempt
+def not_found(request: HttpRequest) -> HttpResponse:
+    """Any other address under /api/: a JSON 404 like the API's own errors."""
+    return error(404, "no such API address: see /api/signals/latest/")

@@ -8,6 +8,7 @@ from django.contrib.syndication.views import Feed
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from signals.models import SignalRun
 from signals.selectors import Day
@@ -17,8 +18,8 @@ ITEMS = 30
 
 
 class DigestFeed(Feed):
-    title = "Invest Alchemy: ETF signals"
-    description = "The day's BUY and SELL signals after each close."
+    title = gettext_lazy("Invest Alchemy: ETF signals")
+    description = gettext_lazy("The day's BUY and SELL signals after each close.")
 
     def link(self) -> str:
         return reverse("signals:home")

@@ -14,6 +14,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from signals import charts
 from signals.models import Fund, FundList, Signal, SignalRun
@@ -29,6 +30,12 @@ from signals.strategy import BUY, SELL
 from subscriptions.forms import SubscribeForm
 
 RANGES = {"3m": 92, "1y": 366, "5y": 1827, "all": None}
+RANGE_LABELS = {
+    "3m": gettext_lazy("3 months"),
+    "1y": gettext_lazy("1 year"),
+    "5y": gettext_lazy("5 years"),
+    "all": gettext_lazy("All data"),
+}
 DAY_CACHE_SECONDS = 7 * 24 * 3600
 
 
@@ -143,7 +150,7 @@ def about(request: HttpRequest) -> HttpResponse:
 
 
 def history(request: HttpRequest) -> HttpResponse:
-    """Every published run date; ?date=YYYY-MM-DD jumps to one."""
+    """Every published run date; ?date=YYYY-MM-DD jumps to it, or to the run before."""
     dates = published_dates()
     wanted = request.GET.get("date")
     if wanted:
@@ -152,7 +159,11 @@ def history(request: HttpRequest) -> HttpResponse:
         except ValueError:
             ctx = {"dates": dates, "error": _("Enter a date as YYYY-MM-DD.")}
             return render(request, "signals/history.html", ctx, status=400)
-        return redirect("signals:day", run_date=day.isoformat())
+        # A weekend or holiday shows the last run before it (the first run if none).
+        shown = next((d for d in dates if d <= day), dates[-1] if dates else None)
+        if shown is None:  # the page says there are no signals yet
+            return render(request, "signals/history.html", {"dates": dates}, status=404)
+        return redirect("signals:day", run_date=shown.isoformat())
     return render(request, "signals/history.html", {"dates": dates})
 
 
@@ -162,16 +173,13 @@ def day(request: HttpRequest, run_date: str) -> HttpResponse:
     except ValueError:
         raise Http404("not a date") from None
     run = run_for_date(when)
+    dates = published_dates()  # newest first
+    older = next((d for d in dates if d < when), None)
+    newer = next((d for d in reversed(dates) if d > when), None)
     if run is None:
-        raise Http404("no signals for that date")
-    dates = published_dates()
-    index = dates.index(when)
-    ctx = {
-        "run": run,
-        "day_html": day_html(request, run),
-        "newer": dates[index - 1] if index > 0 else None,
-        "older": dates[index + 1] if index + 1 < len(dates) else None,
-    }
+        ctx: dict[str, Any] = {"day": when, "older": older, "newer": newer}
+        return render(request, "signals/no_day.html", ctx, status=404)
+    ctx = {"run": run, "day_html": day_html(request, run), "newer": newer, "older": older}
     return render(request, "signals/day.html", ctx)
 
 
@@ -189,7 +197,7 @@ def fund_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def fund(request: HttpRequest, ts_code: str) -> HttpResponse:
-    fund = get_object_or_404(Fund, ts_code=ts_code.upper())
+    fund = get_object_or_404(Fund, ts_code=ts_code)  # checked and upper-cased by the URL
     chosen = request.GET.get("range", "1y")
     if chosen not in RANGES:
         raise Http404("unknown range")
@@ -202,9 +210,14 @@ def fund(request: HttpRequest, ts_code: str) -> HttpResponse:
 
 
 def _fund_context(fund: Fund, chosen: str, run: SignalRun | None) -> dict[str, Any]:
-    """The fund's history evaluated, charted and paired into round trips."""
-    found = fund_history(fund)
-    ctx: dict[str, Any] = {"fund": fund, "ranges": list(RANGES), "chosen": chosen, "history": found}
+    """The fund's history evaluated, charted and paired into round trips.
+
+    It ends with the run the page shows: bars fetched since (a run still going,
+    or one that failed) are not shown before their signals are published.
+    """
+    found = fund_history(fund, until=run.run_date if run else None)
+    ranges = list(RANGE_LABELS.items())
+    ctx: dict[str, Any] = {"fund": fund, "ranges": ranges, "chosen": chosen, "history": found}
     ctx["lists"] = list(fund.lists.all())
     if found is not None:
         ctx["chart"] = _chart(found, RANGES[chosen])

@@ -72,3 +72,65 @@ class ApiTestCase(TushareTestCase):
         self.assertEqual(len(entries), 4)
         link = entries[0].find("{http://www.w3.org/2005/Atom}link").get("href")
         self.assertTrue(link.endswith("/history/2023-06-08/"))
+
+
+class ApiRequestsTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+        self.etag = self.client.get("/api/signals/latest/")["ETag"]
+
+    def assertJsonError(self, response, status):
+        self.assertEqual(response.status_code, status)
+        self.assertEqual(response["Content-Type"], "application/json")
+        self.assertIn("error", response.json())
+
+    def test_it_answers_bad_fund_codes_and_huge_limits_without_a_server_error(self):
+        for url in ("/api/funds/%00/history/", "/api/funds/510300.SH%00/history/",
+                    "/api/funds/%0A/history/", f"/api/funds/{'5' * 200}.SH/history/"):  # fmt: skip
+            with self.subTest(url=url):
+                self.assertJsonError(self.client.get(url), 404)
+        huge = {"limit": "9" * 5000}
+        self.assertJsonError(self.client.get("/api/funds/510300.SH/history/", huge), 400)
+        nul = {"from": "2023-06-01\x00"}
+        self.assertJsonError(self.client.get("/api/funds/510300.SH/history/", nul), 400)
+
+    def test_it_validates_before_answering_not_modified(self):
+        for url, params, status in (
+            ("/api/funds/999999.SH/history/", {}, 404),
+            ("/api/funds/510300.SH/history/", {"limit": "abc"}, 400),
+            ("/api/signals/2023-06-03/", {}, 404),
+            ("/api/signals/yesterday/", {}, 400),
+        ):
+            with self.subTest(url=url, params=params):
+                response = self.client.get(url, params, HTTP_IF_NONE_MATCH=self.etag)
+                self.assertJsonError(response, status)
+                self.assertFalse(response.has_header("ETag"))
+        fine = self.client.get("/api/funds/510300.SH/history/", HTTP_IF_NONE_MATCH=self.etag)
+        self.assertEqual(fine.status_code, 304)
+
+    def test_it_answers_head_like_get_and_other_methods_with_a_json_405(self):
+        head = self.client.head("/api/signals/latest/")
+        self.assertEqual(head.status_code, 200)
+        self.assertEqual(head["ETag"], self.etag)
+        self.assertEqual(self.client.head("/api/funds/510300.SH/history/").status_code, 200)
+        strict = self.client_class(enforce_csrf_checks=True)
+        for method in ("post", "put", "delete", "patch"):
+            with self.subTest(method=method):
+                response = getattr(strict, method)("/api/signals/latest/")
+                self.assertJsonError(response, 405)
+                self.assertEqual(response["Allow"], "GET, HEAD")
+
+    def test_it_answers_unknown_api_addresses_with_a_json_404(self):
+        for url in ("/api/", "/api/nope/", "/api/signals/", "/api/funds/510300.SH/"):
+            with self.subTest(url=url):
+                self.assertJsonError(self.client.get(url), 404)
+        strict = self.client_class(enforce_csrf_checks=True)
+        self.assertJsonError(strict.post("/api/nope/"), 404)
+
+    def test_a_funds_history_changes_its_etag_with_a_run_of_an_earlier_date(self):
+        url = "/api/funds/510300.SH/history/"
+        etag = self.client.get(url)["ETag"]
+        self.assertEqual(self.client.get(url, HTTP_IF_NONE_MATCH=etag).status_code, 304)
+        run_command("run_signals", date="2023-06-07")  # rewrites that day's rows
+        self.assertEqual(self.client.get(url, HTTP_IF_NONE_MATCH=etag).status_code, 200)

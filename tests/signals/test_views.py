@@ -1,9 +1,12 @@
 from datetime import date
 
 from django.db import connection
+from django.test import SimpleTestCase
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
-from signals.models import Signal
+from signals.models import PriceBar, Signal
+from signals.templatetags.signal_tags import percent, percent_plain, price
 from tests.base import TushareTestCase, run_command
 
 
@@ -92,3 +95,65 @@ class PagesTestCase(TushareTestCase):
         with CaptureQueriesContext(connection) as queries:
             self.client.get("/funds/510300.SH/", {"range": "all"})
         self.assertGreater(len(queries), 3)  # another range: built once more
+
+
+class NumbersTestCase(SimpleTestCase):
+    def test_it_rounds_percentages_half_up_like_the_summary_line(self):
+        self.assertEqual(percent(-0.0099668), "-1.00%")
+        self.assertEqual(percent(0.123456), "+12.35%")
+        self.assertEqual(percent(-0.0396), "-3.96%")
+        self.assertEqual(percent(-0.00001), "0.00%")
+        self.assertEqual(percent(None), "")
+        with translation.override("zh-hans"):
+            self.assertEqual(percent(-0.0099668), "-1.00%")
+
+    def test_it_rounds_the_win_rate_and_prices_half_up(self):
+        self.assertEqual(percent_plain(2 / 3), "67%")
+        self.assertEqual(percent_plain(0.5), "50%")
+        self.assertEqual(price(3.9129999), "3.913")
+        self.assertEqual(price(3.912), "3.912")
+
+
+class RoundedNumbersTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+
+    def test_it_shows_the_same_change_as_the_summary_line(self):
+        signal = Signal.objects.get(fund=self.hs300, run_date=date(2023, 6, 8))
+        signal.change = -0.0099668
+        signal.save()
+        self.assertIn("-1.00%", signal.summary_line())
+        response = self.client.get("/")
+        self.assertContains(response, '<td class="num">-1.00%</td>')
+        self.assertNotContains(response, "-0.99%")
+
+
+class HomePageMemoryTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+
+    def test_it_keeps_no_visitors_query_string_in_the_shared_page(self):
+        first = self.client.get("/", {"utm_source": "EVILMARK"})
+        self.assertContains(first, 'name="next" type="hidden" value="/"')
+        self.assertNotContains(first, "EVILMARK")
+        self.assertNotContains(self.client.get("/"), "EVILMARK")
+
+    def test_other_pages_switch_language_back_to_the_same_address(self):
+        response = self.client.get("/funds/510300.SH/", {"range": "5y"})
+        next_field = 'name="next" type="hidden" value="/funds/510300.SH/?range=5y"'
+        self.assertContains(response, next_field)
+
+
+class FundPageUntilTestCase(TushareTestCase):
+    def test_it_ends_the_chart_with_the_run_the_page_shows(self):
+        run_command("run_signals", date="2023-06-07")
+        last = PriceBar.objects.filter(fund=self.hs300).latest("trade_date")
+        self.assertEqual(last.trade_date, date(2023, 6, 7))
+        # A bar of the next day is stored, but its run has not finished.
+        last.pk, last.trade_date, last.close = None, date(2023, 6, 8), last.close * 2
+        last.save()
+        response = self.client.get("/funds/510300.SH/", {"range": "3m"})
+        self.assertContains(response, "– 2023-06-07</title>")
+        self.assertNotContains(response, "2023-06-08")
