@@ -130,10 +130,13 @@ def extend(targets: Sequence[Target], run_date: date, run: SignalRun) -> Compute
     )
     for code, group in _by_code(targets).items():
         previous = _previous_signals(code, [t.fund.pk for t in group], run_date)
-        full = [t for t in group if t.fund.pk not in previous]
-        seeded = [t for t in group if t.fund.pk in previous]
+        windowed = {
+            t.fund.pk: n for t in group if (n := t.strategy.lookback(t.params)) is not None
+        }
+        full = [t for t in group if t.fund.pk not in previous or t.fund.pk not in windowed]
+        seeded = [t for t in group if t.fund.pk in previous and t.fund.pk in windowed]
         if seeded:
-            longest = max(t.params.long for t in seeded)
+            longest = max(windowed[t.fund.pk] for t in seeded)
             since = min(previous[t.fund.pk].bar_date for t in seeded) - timedelta(
                 days=2 * longest + 20
             )
@@ -324,7 +327,9 @@ def _extend_one(
         signal = Signal(**{f: getattr(previous, f) for f in _COPIED})
         signal.pk, signal.run_date, signal.run, signal.stale = None, run_date, run, True
         return signal
-    start = j - target.params.long + 1
+    lookback = target.strategy.lookback(target.params)
+    assert lookback is not None  # `extend` evaluates the others from their whole series
+    start = j - lookback + 1
     if start < 0 or not np.all(series.adj[j - 1 :] == series.adj[j - 1]):
         return None  # not enough bars in the window, or a dividend/split rescaled history
     seed = Seed(
@@ -336,7 +341,7 @@ def _extend_one(
     window = Series(series.dates[start:], series.close[start:], series.adj[start:])
     states = evaluate(
         target.strategy, target.params, window.dates, window.close, window.adj,
-        seed=seed, bars_before=target.params.long,
+        seed=seed, bars_before=lookback,
     )  # fmt: skip
     return _make_signal(target, window, states, run_date, run)
 

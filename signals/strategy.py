@@ -52,6 +52,11 @@ class Strategy:
     # For two lines that scale with the price (moving averages do): the raw,
     # unrounded lines. Lets `evaluate_history` rescale instead of recomputing.
     scaled_lines: Callable[[np.ndarray, Params], tuple[np.ndarray, np.ndarray]] | None = None
+    # How many of the latest bars determine the latest bar's lines exactly, so the
+    # daily run can extend yesterday's state from a window of recent bars. None
+    # for lines that depend on the whole history (an exponential average, say):
+    # the daily run then evaluates the fund's whole series.
+    lookback: Callable[[Params], int | None] = lambda params: params.long
 
     def code(self, params: Params) -> str:
         """The identifier stored on each signal, e.g. "dma-11-22"."""

@@ -1,15 +1,26 @@
 import shutil
 from datetime import date, datetime, timedelta
+from unittest import mock
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+import talib
 import time_machine
 from django.conf import settings
 from django.core import mail
 from django.core.management.base import CommandError
 from django.utils.module_loading import import_string
 
-from signals.models import PriceBar, Signal, SignalRun
+from signals.models import FundList, PriceBar, Signal, SignalRun
+from signals.strategy import (
+    STRATEGIES,
+    Indicators,
+    Params,
+    Strategy,
+    direction_of,
+    round_to_tick,
+)
 from tests.base import TushareTestCase, make_fund, run_command
 from tests.tushare_server import Fault
 
@@ -338,3 +349,43 @@ class CsvLateDayTestCase(TushareTestCase):
         self.assertEqual(PriceBar.objects.filter(trade_date=date(2023, 6, 8)).count(), 3)
         run = SignalRun.objects.filter(run_date=date(2023, 6, 8)).latest("started_at")
         self.assertEqual((run.status, run.stale), (SignalRun.Status.SUCCESS, 0))
+
+
+def ema_indicators(qfq: np.ndarray, params: Params) -> Indicators:
+    """Exponential averages: each depends on the whole history, not on a window."""
+    short_ma = round_to_tick(talib.EMA(qfq, timeperiod=params.short))
+    long_ma = round_to_tick(talib.EMA(qfq, timeperiod=params.long))
+    return Indicators(short_ma, long_ma, direction_of(short_ma, long_ma))
+
+
+EMA = Strategy("ema", "Exponential averages", ema_indicators, lookback=lambda params: None)
+
+
+class SecondStrategyTestCase(TushareTestCase):
+    """A strategy registered beside the DMA runs with no change to the run code."""
+
+    def test_its_daily_runs_equal_a_full_evaluation(self):
+        days = ["2023-05-29", "2023-05-30", "2023-05-31", "2023-06-01", "2023-06-02"]
+        with mock.patch.dict(STRATEGIES, {"ema": EMA}):
+            FundList.objects.filter(slug="long-etf").update(strategy="ema")
+            for day in days:
+                run_command("run_signals", date=day)  # each extends the day before
+            daily = snapshot(run_date=date(2023, 6, 2))
+            Signal.objects.all().delete()
+            run_command("run_signals", date="2023-06-02")
+            self.assertEqual(snapshot(run_date=date(2023, 6, 2)), daily)
+        strategies = Signal.objects.values_list("fund__ts_code", "strategy")
+        self.assertEqual(
+            sorted(strategies),
+            [("510300.SH", "ema-11-22"), ("512100.SH", "dma-11-22"), ("513100.SH", "ema-11-22")],
+        )
+
+        # The averages are not the DMA's: the registered strategy was used.
+        def averages(strategy: str) -> list:
+            rows = Signal.objects.filter(strategy=strategy, fund__lists__slug="long-etf")
+            return sorted(rows.values_list("fund__ts_code", "short_ma", "long_ma"))
+
+        ema = averages("ema-11-22")
+        FundList.objects.filter(slug="long-etf").update(strategy="dma")
+        run_command("run_signals", date="2023-06-02")
+        self.assertNotEqual(averages("dma-11-22"), ema)
