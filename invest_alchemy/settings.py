@@ -283,8 +283,10 @@ elif EMAIL_URL:
     EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
     EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
     EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
-    # filemail:///srv/mail is the folder /srv/mail (django-environ drops the slash).
-    EMAIL_FILE_PATH = urlsplit(EMAIL_URL).path or str(BASE_DIR / "var" / "mail")
+    # filemail:///srv/mail is the folder /srv/mail (django-environ drops the slash);
+    # filemail://var/mail is var/mail in the project.
+    _folder = urlsplit(EMAIL_URL).netloc + urlsplit(EMAIL_URL).path
+    EMAIL_FILE_PATH = str(BASE_DIR / _folder) if _folder else str(BASE_DIR / "var" / "mail")
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(BASE_DIR / "var" / "mail")

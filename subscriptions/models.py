@@ -20,6 +20,23 @@ from signals.models import FundList, SignalRun
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 
 
+def normalise_email(email: str) -> str:
+    """Lower case, and the domain in its ASCII (punycode) spelling.
+
+    `alice@exämple.com` and `alice@xn--exmple-cua.com` are one mailbox: one row,
+    one rate-limit budget, and a provider's bounce report in either spelling
+    finds it.
+    """
+    local, at, domain = email.strip().lower().rpartition("@")
+    if not at:
+        return email.strip().lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # not a valid international name: the form has refused it already
+    return f"{local}@{domain}"
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(16)
 
@@ -61,7 +78,7 @@ class Subscriber(models.Model):
         return self.email
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.email = self.email.strip().lower()
+        self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
 
     @property

@@ -20,17 +20,13 @@ from django_q.tasks import async_task
 from signals.models import FundList, SignalRun
 from signals.selectors import signals_by_list
 from subscriptions import emails
-from subscriptions.models import Delivery, Digest, Subscriber, new_secret
+from subscriptions.models import Delivery, Digest, Subscriber, new_secret, normalise_email
 
 logger = logging.getLogger(__name__)
 
 
 class DigestError(Exception):
     """No digest can be made for that date; the message says why."""
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def subscriber_subscribe(
@@ -84,7 +80,7 @@ def subscriber_unsubscribe(*, subscriber: Subscriber) -> None:
 def subscriber_suppress(*, email: str, status: str) -> int:
     """A provider reported a bounce, complaint or unsubscribe: stop for good."""
     suppressed = 0
-    for subscriber in Subscriber.objects.filter(email__iexact=email.strip()):
+    for subscriber in Subscriber.objects.filter(email__iexact=normalise_email(email)):
         if subscriber.is_suppressed and status == Subscriber.Status.UNSUBSCRIBED:
             continue
         subscriber.set_status(status)

@@ -58,6 +58,7 @@ def test_email_url_chooses_smtp():
 
 def test_email_url_chooses_console_and_file_backends():
     assert "console" in loaded(EMAIL_URL="consolemail://")["EMAIL_BACKEND"]
+    assert loaded(EMAIL_URL="filemail://var/outbox")["EMAIL_FILE_PATH"] == str(ROOT / "var/outbox")
     values = loaded(EMAIL_URL="filemail:///tmp/outbox")
     assert values["EMAIL_FILE_PATH"] == "/tmp/outbox"
 

@@ -12,7 +12,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from subscriptions.models import Subscriber
-from subscriptions.services import subscriber_confirm
+from subscriptions.services import subscriber_confirm, subscriber_suppress
 from subscriptions.tasks import send_confirmation
 from tests.base import BaseTestCase
 
@@ -81,6 +81,13 @@ class SubscribeTestCase(BaseTestCase):
         self.post("ALICE@example.com")
         self.assertEqual(Subscriber.objects.get().email, "alice@example.com")
         self.assertEqual([m.to for m in mail.outbox], [["alice@example.com"]] * 2)
+
+    def test_an_international_domain_is_one_address_in_either_spelling(self):
+        self.post("Alice@Exämple.com")
+        self.post("alice@xn--exmple-cua.com")
+        self.assertEqual(Subscriber.objects.get().email, "alice@xn--exmple-cua.com")
+        self.assertEqual(subscriber_suppress(email="alice@exämple.com", status="bounced"), 1)
+        self.assertEqual(Subscriber.objects.get().status, "bounced")
 
     def test_it_keeps_addresses_unique_whatever_their_case(self):
         Subscriber.objects.create(email="bob@example.com")
