@@ -119,7 +119,8 @@ def digest_prepare(*, run_date: date) -> Digest:
     )
     if not started:
         groups = signals_by_list(run_date)
-        stale = sum(s.stale for _fl, signals in groups for s in signals)
+        # Funds, not rows: a fund in two lists did not trade once.
+        stale = len({s.fund_id for _fl, signals in groups for s in signals if s.stale})
         parts = emails.render_digest(run_date, groups, stale=stale)
         digest, _ = Digest.objects.update_or_create(
             run_date=run_date, defaults={"run": run, "parts": parts}

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import Schedule
 
-from signals.models import Signal, SignalRun
+from signals.models import FundListItem, Signal, SignalRun
 from subscriptions.models import Delivery, Digest, Subscriber
 from subscriptions.services import (
     DigestError,
@@ -102,6 +102,15 @@ class DigestTestCase(TushareTestCase):
         self.assertEqual(link_owner(unsubscribe, "unsubscribe"), subscriber)
         preferences = re.search(r"http://\S+/preferences/\S+/", other.body)[0]
         self.assertEqual(link_owner(preferences, "preferences"), subscriber)
+
+    def test_a_stale_fund_in_two_lists_counts_once(self):
+        FundListItem.objects.create(fund_list=self.long, fund=self.csi1000, position=9)
+        run_command("run_signals", date="2023-06-08")
+        Signal.objects.filter(fund=self.csi1000).update(stale=True)
+        make_subscriber("all@example.com")
+        digest_send(digest=digest_prepare(run_date=RUN_DATE))
+        [message] = received("all@example.com")
+        self.assertIn("1 fund did not trade that day and is marked stale.", message.body)
 
     def test_buy_sell_only_subscribers_get_nothing_on_a_quiet_day(self):
         make_subscriber("quiet@example.com", lists=[self.long], actionable_only=True)
