@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from anymail.exceptions import AnymailError
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -171,15 +172,25 @@ class DeliveryAdmin(admin.ModelAdmin):
         )
 
 
-# A sender holds its claimed rows for seconds; rows "sending" for longer were
-# left by a process that died, and only an operator may decide to resend them.
-SENDING_LEASE = timedelta(minutes=10)
+def sending_lease() -> timedelta:
+    """How long a live sender may hold a claimed batch.
+
+    Rows "sending" for longer were left by a process that died, and only an
+    operator may decide to resend them. The slowest live batch waits the send
+    rate, or the mail server's time-out, for each of its messages.
+    """
+    per_message = max(
+        settings.EMAIL_TIMEOUT,
+        1 / settings.DIGEST_SEND_RATE if settings.DIGEST_SEND_RATE else 0,
+    )
+    return max(timedelta(minutes=10), timedelta(seconds=settings.DIGEST_BATCH_SIZE * per_message))
 
 
 def _resendable(queryset: QuerySet[Delivery]) -> list[int]:
     """Put these rows back in the queue, except those a running sender holds."""
     now = timezone.now()
-    free = queryset.exclude(status=Delivery.Status.SENDING, claimed_at__gt=now - SENDING_LEASE)
+    held = now - sending_lease()
+    free = queryset.exclude(status=Delivery.Status.SENDING, claimed_at__gt=held)
     ids = list(free.values_list("pk", flat=True))
     Delivery.objects.filter(pk__in=ids).update(
         status=Delivery.Status.PENDING, next_attempt_at=now, claimed_at=None

@@ -1,6 +1,6 @@
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from unittest import mock
 from urllib.parse import urlsplit
 
@@ -130,6 +130,23 @@ class SubscriptionsAdminTestCase(TushareTestCase):
         self.assertEqual(Delivery.objects.get().status, Delivery.Status.SENDING)
         self.assertEqual(mail.outbox, [])
         self.assertEqual(digest.deliveries.count(), 1)
+
+    def test_a_slow_senders_batch_is_held_for_as_long_as_it_can_take(self):
+        digest_prepare(run_date=date(2023, 6, 8))
+        url = reverse("admin:subscriptions_delivery_changelist")
+        # 200 messages at 0.1 per second take 2,000 s: a claim 30 minutes old is alive.
+        claimed = timezone.now() - timedelta(minutes=30)
+        Delivery.objects.update(status=Delivery.Status.SENDING, claimed_at=claimed)
+        with self.settings(DIGEST_SEND_RATE=0.1, DIGEST_BATCH_SIZE=200, EMAIL_TIMEOUT=5):
+            self.client.post(
+                url, {"action": "resend", "_selected_action": [Delivery.objects.get().pk]}
+            )
+            self.assertEqual(Delivery.objects.get().status, Delivery.Status.SENDING)
+            Delivery.objects.update(claimed_at=timezone.now() - timedelta(minutes=40))
+            self.client.post(
+                url, {"action": "resend", "_selected_action": [Delivery.objects.get().pk]}
+            )
+        self.assertEqual(Delivery.objects.get().status, Delivery.Status.SENT)  # left by a crash
 
 
 class SubscribeFailureTestCase(TushareTestCase):
