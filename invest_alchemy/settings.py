@@ -306,6 +306,9 @@ DIGEST_BATCH_SIZE = envint("DIGEST_BATCH_SIZE", 200, minimum=1)
 DIGEST_SEND_RATE = envfloat("DIGEST_SEND_RATE", 0)
 DIGEST_MAX_ATTEMPTS = envint("DIGEST_MAX_ATTEMPTS", 5, minimum=1)
 DIGEST_RETRY_SECONDS = envint("DIGEST_RETRY_SECONDS", 300)
+# A batch that takes longer writes its results at least this often, so a
+# process killed outright leaves only the last seconds' messages in doubt.
+DIGEST_RECORD_SECONDS = envfloat("DIGEST_RECORD_SECONDS", 1.0)
 # How the anymail provider writes an inline merge field, e.g. "%recipient.{}%";
 # set it to batch-send with a provider this project does not know. Mailgun and
 # SparkPost are known; others get one message per subscriber.

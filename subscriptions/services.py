@@ -185,6 +185,8 @@ def digest_send(
     while not _past(deadline) and (batch := _claim(digest, batch_size, only)):
         report.batches += 1
         outcome = _BatchOutcome()
+        recorded: set[int] = set()
+        last_record = time.monotonic()
         try:
             try:
                 connection.open()
@@ -201,13 +203,20 @@ def digest_send(
                 else:
                     _send_one(connection, digest, unit[0], outcome)
                 count += len(unit)
+                if time.monotonic() - last_record >= settings.DIGEST_RECORD_SECONDS:
+                    # A slow batch writes what it has done as it goes: a process
+                    # killed outright leaves only the last moments in doubt.
+                    done = [d for d in batch if d.pk in outcome.handled()]
+                    _record(done, outcome, report)
+                    recorded.update(d.pk for d in done)
+                    outcome, last_record = _BatchOutcome(), time.monotonic()
                 if rate:
                     ahead = count / rate - (time.monotonic() - started)
                     if ahead > 0:
                         sleep(ahead)
         finally:
             # Results first: a connection that fails to close must not lose them.
-            _record(batch, outcome, report)
+            _record([d for d in batch if d.pk not in recorded], outcome, report)
             try:
                 connection.close()
             except (smtplib.SMTPException, OSError, AnymailError):
@@ -250,6 +259,9 @@ class _BatchOutcome:
         target = self.retry if is_temporary(error) else self.failed
         for delivery in deliveries:
             target[delivery.pk] = describe(error)
+
+    def handled(self) -> set[int]:
+        return {*self.sent, *self.retry, *self.failed}
 
 
 def _claim(digest: Digest, size: int, only: Sequence[int] | None = None) -> list[Delivery]:
@@ -374,7 +386,7 @@ def _record(batch: Sequence[Delivery], outcome: _BatchOutcome, report: SendRepor
             next_attempt_at=retry_at,
             claimed_at=None,
         )
-    handled = {*outcome.sent, *outcome.retry, *outcome.failed}
+    handled = outcome.handled()
     untouched = [d.pk for d in batch if d.pk not in handled]
     if untouched:  # never handed over: the batch was interrupted before them
         Delivery.objects.filter(pk__in=untouched).update(

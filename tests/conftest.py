@@ -3,13 +3,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import translation
 
 from signals.views import page_memory
+from tests.base import unavailable
 from tests.smtp_server import SmtpSink
 from tests.tushare_server import TushareServer
 
@@ -79,3 +82,22 @@ def browser():
         launched = playwright.chromium.launch(executable_path=path, args=ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def test_database_url() -> str:
+    """The test database as a DATABASE_URL for the subprocess."""
+    db = connection.settings_dict
+    if connection.vendor != "postgresql":
+        unavailable(
+            f"this test needs PostgreSQL (the {connection.vendor} test database is not "
+            "visible to another process): set DATABASE_URL=postgres://…"
+        )
+    user = quote(db["USER"] or "", safe="")
+    password = quote(db["PASSWORD"] or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db["HOST"] or ""
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}{query}"

@@ -32,10 +32,12 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+
+from tests.base import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DATE = "2023-06-08"  # the bundled sample's last day
@@ -46,12 +48,6 @@ EMAIL = "backup-check@example.com"
 SECRET_KEY = "tests-only-not-a-secret-" + "0123456789abcdef" * 2  # 56 characters
 
 pytestmark = pytest.mark.slow
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: PostgreSQL and its client programs must be there)")
-    pytest.skip(reason)
 
 
 @dataclass

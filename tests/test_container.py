@@ -39,19 +39,14 @@ from urllib.parse import urlsplit
 import environ
 import pytest
 
+from tests.base import unavailable
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # gunicorn, python: what the image's PATH gives
 START_WITHIN = 120  # seconds: migrations on a new database, collectstatic, gunicorn
 STOP_WITHIN = 40  # gunicorn's graceful timeout (20 s) and then some
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
 DAILY = "daily signals"  # the schedule `manage.py setup_schedules` makes
-
-
-def unavailable(reason: str) -> None:
-    """Skip here; under CI=true these tests must run, so fail instead."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the container tests must run)")
-    pytest.skip(reason)
 
 
 # --- the entrypoint on this machine -----------------------------------------

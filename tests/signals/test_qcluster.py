@@ -23,18 +23,16 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from signals.models import SignalRun
 from subscriptions.models import Delivery, Subscriber
-from tests.base import make_fund, make_list, run_command
+from tests.base import make_fund, make_list, run_command, unavailable
 from tests.smtp_server import SmtpSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -52,32 +50,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Only what a process needs to start; everything the app reads is set explicitly,
 # so that no EMAIL_*, ANYMAIL_*, TUSHARE_* or DJANGO_SETTINGS_MODULE leaks in.
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
-
-
-def unavailable(reason: str) -> None:
-    """Skip here; under CI=true these tests must run, so fail instead."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the qcluster tests must run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def database_url() -> str:
-    """The test database as a DATABASE_URL for the subprocess."""
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        unavailable(
-            f"qcluster tests need PostgreSQL (the {connection.vendor} test database is not "
-            "visible to another process): set DATABASE_URL=postgres://…"
-        )
-    user = quote(db["USER"] or "", safe="")
-    password = quote(db["PASSWORD"] or "", safe="")
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = db["HOST"] or ""
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
-    query = f"?{urlencode(options)}" if options else ""
-    return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}{query}"
 
 
 @pytest.fixture
@@ -100,14 +72,14 @@ def redis_db():
         client.close()
 
 
-def cluster_env(database_url: str, sink: SmtpSink, redis_url: str = "") -> dict[str, str]:
+def cluster_env(test_database_url: str, sink: SmtpSink, redis_url: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith("PG")}
     env.update(
         DJANGO_SETTINGS_MODULE="invest_alchemy.settings",
         SECRET_KEY="qcluster-test-secret-" + "k" * 40,
         DEBUG="0",
         ALLOWED_HOSTS="testserver",
-        DATABASE_URL=database_url,
+        DATABASE_URL=test_database_url,
         REDIS_URL=redis_url,  # empty: the database is the broker
         EMAIL_URL=f"smtp://{sink.host}:{sink.port}",
         ANYMAIL_PROVIDER="",
@@ -287,14 +259,14 @@ def run_the_daily_job(
 
 
 def test_the_cluster_runs_the_due_daily_job_with_the_database_as_broker(
-    database_url, smtp, tmp_path
+    test_database_url, smtp, tmp_path
 ):
-    cluster = run_the_daily_job(cluster_env(database_url, smtp), smtp, tmp_path)
+    cluster = run_the_daily_job(cluster_env(test_database_url, smtp), smtp, tmp_path)
     assert not OrmQ.objects.exists(), "the task is still queued" + cluster.output()
 
 
 def test_the_cluster_runs_the_due_daily_job_with_redis_as_broker(
-    database_url, redis_db, smtp, tmp_path
+    test_database_url, redis_db, smtp, tmp_path
 ):
     url, client = redis_db
 
@@ -302,7 +274,7 @@ def test_the_cluster_runs_the_due_daily_job_with_redis_as_broker(
         # The Redis broker keeps the cluster's status in Redis (the ORM one in the cache).
         assert client.keys(f"{STAT_KEY}:*"), "no cluster status in Redis" + cluster.output()
 
-    env = cluster_env(database_url, smtp, redis_url=url)
+    env = cluster_env(test_database_url, smtp, redis_url=url)
     cluster = run_the_daily_job(env, smtp, tmp_path, while_running=redis_is_the_broker)
     assert client.llen(QUEUE_KEY) == 0, "the task is still queued in Redis" + cluster.output()
     assert not OrmQ.objects.exists(), "a task went to the database's queue" + cluster.output()
