@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -40,6 +39,7 @@ import environ
 import pytest
 
 from tests.base import unavailable
+from tests.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent  # gunicorn, python: what the image's PATH gives
@@ -144,72 +144,11 @@ def container_env(database_url: str, port: int, home: Path) -> dict[str, str]:
     return env
 
 
-class Entrypoint:
-    """`docker/entrypoint.sh ROLE` in its own process group, its output kept in a file."""
-
-    def __init__(self, app: Path, role: str, env: dict[str, str], log: Path) -> None:
-        self.app, self.role, self.env, self.log_path = app, role, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Entrypoint:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(self.app / "docker" / "entrypoint.sh"), self.role],
-                cwd=self.app,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # gunicorn's or qcluster's children share its group
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-
-    def text(self) -> str:
-        return self.log_path.read_bytes().decode(errors="replace")
-
-    def output(self) -> str:
-        text = self.text()
-        if len(text) > 20_000:
-            text = "…\n" + text[-20_000:]
-        return f"\n--- entrypoint.sh {self.role} output ---\n{text}--- end of output ---"
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        """SIGTERM to the process, as `docker stop` sends it to PID 1."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_WITHIN)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def leftovers(self) -> bool:
-        """Whether any process of its group outlived it (then killed)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return False
-            time.sleep(0.1)
-        self.kill()
-        return True
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
+def entrypoint(app: Path, role: str, env: dict[str, str], log: Path) -> ServiceProcess:
+    """`docker/entrypoint.sh ROLE`; gunicorn's or qcluster's children share its group."""
+    command = [str(app / "docker" / "entrypoint.sh"), role]
+    label = f"entrypoint.sh {role}"
+    return ServiceProcess(command, cwd=app, env=env, log=log, label=label, stop_within=STOP_WITHIN)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -229,7 +168,7 @@ def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         return e.code, dict(e.headers), e.read()
 
 
-def wait_for_http(url: str, server: Entrypoint) -> int:
+def wait_for_http(url: str, server: ServiceProcess) -> int:
     """The status of the first answer gunicorn gives at url (any status)."""
     deadline = time.monotonic() + START_WITHIN
     while time.monotonic() < deadline:
@@ -243,7 +182,7 @@ def wait_for_http(url: str, server: Entrypoint) -> int:
     pytest.fail(f"nothing answered at {url} within {START_WITHIN} s{server.output()}")
 
 
-def wait_for_output(process: Entrypoint, *needles: str) -> None:
+def wait_for_output(process: ServiceProcess, *needles: str) -> None:
     deadline = time.monotonic() + START_WITHIN
     while time.monotonic() < deadline:
         text = process.text()
@@ -256,7 +195,7 @@ def wait_for_output(process: Entrypoint, *needles: str) -> None:
     pytest.fail(f"no {needles} within {START_WITHIN} s{process.output()}")
 
 
-def check_health(base: str, server: Entrypoint) -> None:
+def check_health(base: str, server: ServiceProcess) -> None:
     """/healthz answers 200; the image's HEALTHCHECK script agrees with it."""
     status, headers, body = fetch(base + "/healthz")
     assert status == 200, f"/healthz answered {status}: {body!r}{server.output()}"
@@ -271,7 +210,7 @@ def check_health(base: str, server: Entrypoint) -> None:
     assert probe.returncode == 0, (probe, server.output())
 
 
-def check_pages(base: str, server: Entrypoint) -> None:
+def check_pages(base: str, server: ServiceProcess) -> None:
     """A real page, and its stylesheet from the manifest through WhiteNoise."""
     status, _, body = fetch(base + "/")
     assert status == 200, f"/ answered {status}{server.output()}"
@@ -302,7 +241,7 @@ def test_the_web_server_migrates_collects_serves_and_stops(app_dir, database_url
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = container_env(database_url, port, tmp_path)
-    with Entrypoint(app_dir, "web", env, tmp_path / "web.log") as web:
+    with entrypoint(app_dir, "web", env, tmp_path / "web.log") as web:
         wait_for_http(base + "/healthz", web)
         text = web.text()
         assert "Applying signals.0001_initial... OK" in text, web.output()
@@ -322,7 +261,7 @@ def test_the_web_server_migrates_collects_serves_and_stops(app_dir, database_url
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
     # A restart: nothing to migrate or collect again.
-    with Entrypoint(app_dir, "web", env, tmp_path / "web-again.log") as again:
+    with entrypoint(app_dir, "web", env, tmp_path / "web-again.log") as again:
         assert wait_for_http(base + "/healthz", again) == 200, again.output()
         assert "No migrations to apply." in again.text(), again.output()
         assert "collecting static files" not in again.text(), again.output()
@@ -347,8 +286,8 @@ def test_web_and_worker_start_together_on_a_new_database(app_dir, database_url, 
     base = f"http://127.0.0.1:{port}"
     env = container_env(database_url, port, tmp_path)
     with (
-        Entrypoint(app_dir, "worker", env, tmp_path / "worker.log") as worker,
-        Entrypoint(app_dir, "web", env, tmp_path / "web.log") as web,
+        entrypoint(app_dir, "worker", env, tmp_path / "worker.log") as worker,
+        entrypoint(app_dir, "web", env, tmp_path / "web.log") as web,
     ):
         wait_for_output(worker, "Operations to perform:", "Q Cluster", "running.")
         assert f"Schedule '{DAILY}' created" in worker.text(), worker.output()

@@ -16,8 +16,6 @@ That wait is most of each test's time.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from django_q.models import OrmQ, Schedule, Task
 from signals.models import SignalRun
 from subscriptions.models import Delivery, Subscriber
 from tests.base import make_fund, make_list, run_command, unavailable
+from tests.processes import ServiceProcess
 from tests.smtp_server import SmtpSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -95,72 +94,12 @@ def cluster_env(test_database_url: str, sink: SmtpSink, redis_url: str = "") -> 
     return env
 
 
-class QCluster:
-    """`manage.py qcluster` in its own process group, its output kept in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log_path = env, log
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> QCluster:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its sentinel and workers share its group id
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def output(self) -> str:
-        text = self.log_path.read_bytes().decode(errors="replace")
-        if len(text) > 20_000:
-            text = "…\n" + text[-20_000:]
-        return f"\n--- manage.py qcluster output ---\n{text}--- end of output ---"
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a service manager stops it; SIGKILL to the group if it hangs."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the main process only: it stops the rest
-            try:
-                proc.wait(timeout=STOP_WITHIN)
-            except subprocess.TimeoutExpired:
-                self._kill_group()
-                proc.wait(timeout=10)
-                return None  # did not stop by itself
-        return proc.returncode
-
-    def leftovers(self) -> bool:
-        """Whether any process of the cluster's group is still alive (after a grace)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return False
-            time.sleep(0.1)
-        self._kill_group()
-        return True
-
-    def _kill_group(self) -> None:
-        assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def qcluster(env: dict[str, str], log: Path) -> ServiceProcess:
+    """`manage.py qcluster`; its sentinel and workers share its process group."""
+    command = [sys.executable, "manage.py", "qcluster"]
+    return ServiceProcess(
+        command, cwd=ROOT, env=env, log=log, label="manage.py qcluster", stop_within=STOP_WITHIN
+    )
 
 
 def seed() -> Subscriber:
@@ -181,7 +120,7 @@ def seed() -> Subscriber:
     return reader
 
 
-def wait_for_the_daily_task(cluster: QCluster) -> Task:
+def wait_for_the_daily_task(cluster: ServiceProcess) -> Task:
     """The task the scheduler made from the schedule, once its result is recorded."""
     deadline = time.monotonic() + FINISH_WITHIN
     while True:
@@ -204,12 +143,12 @@ def run_the_daily_job(
     env: dict[str, str],
     sink: SmtpSink,
     tmp_path: Path,
-    while_running: Callable[[QCluster], None] | None = None,
-) -> QCluster:
+    while_running: Callable[[ServiceProcess], None] | None = None,
+) -> ServiceProcess:
     """Start the cluster, check the job ran and the digest arrived, stop the cluster."""
     reader = seed()
     started = timezone.now()
-    with QCluster(env, tmp_path / "qcluster.log") as cluster:
+    with qcluster(env, tmp_path / "qcluster.log") as cluster:
         task = wait_for_the_daily_task(cluster)
         out = cluster.output
         assert task.success, f"the daily task failed: {task.result}" + out()
@@ -270,7 +209,7 @@ def test_the_cluster_runs_the_due_daily_job_with_redis_as_broker(
 ):
     url, client = redis_db
 
-    def redis_is_the_broker(cluster: QCluster) -> None:
+    def redis_is_the_broker(cluster: ServiceProcess) -> None:
         # The Redis broker keeps the cluster's status in Redis (the ORM one in the cache).
         assert client.keys(f"{STAT_KEY}:*"), "no cluster status in Redis" + cluster.output()
 
