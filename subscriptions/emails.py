@@ -56,11 +56,24 @@ def confirm_subscription(subscriber: Subscriber) -> None:
     """The double opt-in email: a link to a page with a Confirm button."""
     ctx = {
         "confirm_url": subscriber.confirm_url(),
+        "preferences_url": subscriber.preferences_url(),
         "days": settings.SUBSCRIBE_CONFIRM_DAYS,
         "site_url": settings.SITE_URL,
     }
     with translation.override(subscriber.language):
         make_message("confirm", subscriber.email, ctx).send()
+
+
+def already_subscribed(subscriber: Subscriber) -> None:
+    """The answer to a confirmed address subscribing again: its own links, a
+    way back to lost preferences, and nothing changed."""
+    ctx = {
+        "preferences_url": subscriber.preferences_url(),
+        "unsubscribe_url": subscriber.unsubscribe_url(),
+        "site_url": settings.SITE_URL,
+    }
+    with translation.override(subscriber.language):
+        make_message("already", subscriber.email, ctx).send()
 
 
 # --- the daily digest -----------------------------------------------------------

@@ -30,11 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def send_confirmation(subscriber_id: int) -> str:
-    """Send the double opt-in email, if the address still waits for one."""
+    """Send the double opt-in email to a pending address; a confirmed one is
+    told it already subscribes, with its links (a lost preferences link comes
+    back this way)."""
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or subscriber.status != Subscriber.Status.PENDING:
-        return "nothing to send: the subscriber is gone or no longer pending"
+    if subscriber is None or subscriber.status not in (
+        Subscriber.Status.PENDING,
+        Subscriber.Status.CONFIRMED,
+    ):
+        return "nothing to send: the subscriber is gone, unsubscribed or suppressed"
     try:
+        if subscriber.status == Subscriber.Status.CONFIRMED:
+            emails.already_subscribed(subscriber)  # their links, nothing changed
+            return "sent: already subscribed"
         emails.confirm_subscription(subscriber)
     except (smtplib.SMTPException, OSError, AnymailError):
         # The address may subscribe again later; a retry now could mail twice.

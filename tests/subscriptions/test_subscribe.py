@@ -63,6 +63,7 @@ class SubscribeTestCase(BaseTestCase):
         self.assertIn(f"/confirm/{subscriber.pk}:", confirm_link(message))
         self.assertEqual(message.subject, "请确认您的 Invest Alchemy 订阅")  # in their language
         self.assertIn("该链接 3 天内有效", message.body)  # SUBSCRIBE_CONFIRM_DAYS
+        self.assertIn(f"http://127.0.0.1:8000/preferences/{subscriber.pk}:", message.body)
 
     def test_it_requires_a_csrf_token(self):
         response = self.post(client=Client(enforce_csrf_checks=True))
@@ -104,7 +105,8 @@ class EnumerationTestCase(BaseTestCase):
 
     def test_it_answers_the_same_whatever_the_status_and_mails_only_to_restart_opt_in(self):
         expected = self.answer("new@example.com")
-        cases = {"pending": 1, "confirmed": 0, "unsubscribed": 1, "bounced": 0, "complained": 0}
+        # A confirmed address is told it already subscribes (with its own links).
+        cases = {"pending": 1, "confirmed": 1, "unsubscribed": 1, "bounced": 0, "complained": 0}
         for status, mails in cases.items():
             with self.subTest(status=status):
                 email = f"{status}@example.com"
@@ -134,8 +136,24 @@ class EnumerationTestCase(BaseTestCase):
         self.assertEqual([m.to for m in mail.outbox], [["new@example.com"]])
         subscriber = Subscriber.objects.get(email="new@example.com")
         subscriber_confirm(subscriber=subscriber)
-        self.assertIn("no longer pending", send_confirmation(subscriber.pk))  # confirmed meanwhile
+        subscriber.set_status(Subscriber.Status.UNSUBSCRIBED)
+        subscriber.save()
+        self.assertIn("nothing to send", send_confirmation(subscriber.pk))  # left meanwhile
         self.assertEqual(len(mail.outbox), 1)
+
+    def test_a_confirmed_address_gets_its_own_links_back_and_nothing_changes(self):
+        subscriber = Subscriber.objects.create(
+            email="old@example.com", status="confirmed", language="zh-hans"
+        )
+        self.answer("old@example.com")
+        [message] = mail.outbox
+        self.assertEqual(message.to, ["old@example.com"])
+        self.assertEqual(message.subject, "你已在接收 Invest Alchemy 信号")
+        self.assertIn(subscriber.preferences_url().rsplit(":", 2)[0], message.body)
+        self.assertIn("/unsubscribe/", message.body)
+        self.assertNotIn("/confirm/", message.body)
+        subscriber.refresh_from_db()
+        self.assertEqual((subscriber.status, subscriber.language), ("confirmed", "zh-hans"))
 
     def test_coming_back_after_leaving_brings_new_links(self):
         subscriber = Subscriber.objects.create(email="back@example.com", status="unsubscribed")
