@@ -17,9 +17,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import condition
 
 from signals.models import Fund, Signal, SignalRun
-from signals.selectors import latest_run, run_for_date, signals_by_list
+from signals.selectors import (
+    last_finished_run,
+    latest_run,
+    run_for_date,
+    run_key,
+    signals_by_list,
+)
 
 MAX_HISTORY = 5000
+CACHE_SECONDS = 7 * 24 * 3600
 
 
 def error(status: int, message: str) -> JsonResponse:
@@ -49,11 +56,15 @@ def signal_json(signal: Signal) -> dict[str, Any]:
 
 def run_json(run: SignalRun) -> dict[str, Any]:
     """The answer for a run, built once per run (the key changes with each run)."""
-    key = f"run-json:{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}"
+    return _cached(f"run-json:{run_key(run)}", lambda: _run_json(run))
+
+
+def _cached(key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """An answer's body, built once under a key that names its run."""
     cached = cache.get(key)
     if cached is None:
-        cached = _run_json(run)
-        cache.set(key, cached, timeout=7 * 24 * 3600)
+        cached = build()
+        cache.set(key, cached, timeout=CACHE_SECONDS)
     return dict(cached)
 
 
@@ -154,21 +165,20 @@ def fund_history(request: HttpRequest, ts_code: str) -> HttpResponse:
     limit = _limit(request.GET.get("limit", "250"))
     if limit is None:
         return error(400, f"limit must be a whole number from 1 to {MAX_HISTORY}")
+    # A fund's history changes with a run of any date: the last one to finish names it.
+    run = last_finished_run()
+    key = f"fund-json:{fund.pk}:{start}:{end}:{limit}:{run_key(run)}"
+    return answer(request, run, lambda: _cached(key, lambda: _fund_json(fund, start, end, limit)))
+
+
+def _fund_json(fund: Fund, start: date | None, end: date | None, limit: int) -> dict[str, Any]:
     rows = Signal.objects.filter(fund=fund).select_related("fund").order_by("-run_date")
     if start:
         rows = rows.filter(run_date__gte=start)
     if end:
         rows = rows.filter(run_date__lte=end)
-    return answer(request, _last_finished_run(), lambda: {
-        "ts_code": fund.ts_code, "name": fund.name,
-        "signals": [signal_json(s) for s in rows[:limit]],
-    })  # fmt: skip
-
-
-def _last_finished_run() -> SignalRun | None:
-    """The run that last wrote signals: a fund's history changes with a run of any date."""
-    runs = SignalRun.objects.filter(status=SignalRun.Status.SUCCESS, finished_at__isnull=False)
-    return runs.order_by("-finished_at").first()
+    signals = [signal_json(s) for s in rows[:limit]]
+    return {"ts_code": fund.ts_code, "name": fund.name, "signals": signals}
 
 
 def _limit(text: str) -> int | None:

@@ -130,9 +130,7 @@ def extend(targets: Sequence[Target], run_date: date, run: SignalRun) -> Compute
     )
     for code, group in _by_code(targets).items():
         previous = _previous_signals(code, [t.fund.pk for t in group], run_date)
-        windowed = {
-            t.fund.pk: n for t in group if (n := t.strategy.lookback(t.params)) is not None
-        }
+        windowed = {t.fund.pk: n for t in group if (n := t.strategy.lookback(t.params)) is not None}
         full = [t for t in group if t.fund.pk not in previous or t.fund.pk not in windowed]
         seeded = [t for t in group if t.fund.pk in previous and t.fund.pk in windowed]
         if seeded:

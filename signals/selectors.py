@@ -22,6 +22,18 @@ def latest_run() -> SignalRun | None:
     )
 
 
+def last_finished_run() -> SignalRun | None:
+    """The run that last wrote signals: a run of any date changes a fund's history
+    and the feeds, so answers built from those are kept under this run's key."""
+    runs = SignalRun.objects.filter(status=SignalRun.Status.SUCCESS, finished_at__isnull=False)
+    return runs.order_by("-finished_at").first()
+
+
+def run_key(run: SignalRun | None) -> str:
+    """Names a run and when it finished: a new run is a new cache key."""
+    return f"{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}" if run and run.finished_at else "none"
+
+
 def run_for_date(run_date: date) -> SignalRun | None:
     return (
         SignalRun.objects.filter(status=SignalRun.Status.SUCCESS, run_date=run_date)
@@ -44,6 +56,28 @@ def signals_by_list(run_date: date) -> list[tuple[FundList, list[Signal]]]:
     return group_by_list(FundList.objects.prefetch_related("items"), stored)
 
 
+def actions_by_date(dates: list[date]) -> dict[date, list[Signal]]:
+    """Each date's BUY and SELL signals, as Day.load finds them, in three queries."""
+    lists = list(FundList.objects.prefetch_related("items"))
+    stored = Signal.objects.filter(run_date__in=dates, state__in=(BUY, SELL))
+    by_date: dict[date, list[Signal]] = {day: [] for day in dates}
+    for signal in stored.select_related("fund"):
+        by_date[signal.run_date].append(signal)
+    return {day: _actions(group_by_list(lists, found)) for day, found in by_date.items()}
+
+
+def _actions(groups: list[tuple[FundList, list[Signal]]]) -> list[Signal]:
+    """The BUY and SELL signals of the lists, each once, in the order the pages show."""
+    seen: set[int] = set()
+    actions = []
+    for _fund_list, signals in groups:
+        for signal in signals:
+            if signal.state in (BUY, SELL) and signal.pk not in seen:
+                seen.add(signal.pk)
+                actions.append(signal)
+    return sort_signals(actions)
+
+
 @dataclass
 class Day:
     """One run date as the pages show it."""
@@ -57,15 +91,8 @@ class Day:
     @classmethod
     def load(cls, run_date: date, run: SignalRun | None = None) -> Day:
         groups = [(fl, signals) for fl, signals in signals_by_list(run_date) if signals]
-        seen: set[int] = set()
-        actions = []
-        for _fund_list, signals in groups:
-            for signal in signals:
-                if signal.state in (BUY, SELL) and signal.pk not in seen:
-                    seen.add(signal.pk)
-                    actions.append(signal)
         stale = len({s.fund_id for _fl, signals in groups for s in signals if s.stale})
-        return cls(run_date, run, groups, sort_signals(actions), stale)
+        return cls(run_date, run, groups, _actions(groups), stale)
 
 
 @dataclass(frozen=True)

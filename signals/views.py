@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -25,7 +26,9 @@ from signals.selectors import (
     latest_run,
     published_dates,
     run_for_date,
+    run_key,
 )
+from signals.services import market_today
 from signals.strategy import BUY, SELL
 from subscriptions.forms import SubscribeForm
 
@@ -37,6 +40,13 @@ RANGE_LABELS = {
     "all": gettext_lazy("All data"),
 }
 DAY_CACHE_SECONDS = 7 * 24 * 3600
+# The home page warns that its signals are out of date when the latest run's
+# date is more than this many calendar days before today (in Asia/Shanghai).
+# Four covers a weekend with a one-day holiday on either side (Friday's run
+# seen on Tuesday); longer closures (Spring Festival, National Day) do warn,
+# and the warning says the exchanges may be closed. /healthz allows more
+# (HEALTHZ_MAX_RUN_AGE_DAYS) because it pages an operator, not a reader.
+LATE_AFTER_DAYS = 4
 
 
 def day_html(request: HttpRequest, run: SignalRun) -> str:
@@ -51,11 +61,6 @@ def day_html(request: HttpRequest, run: SignalRun) -> str:
         "signals/_day.html",
         lambda: {"day": Day.load(run.run_date, run)},
     )
-
-
-def run_key(run: SignalRun | None) -> str:
-    """Names a run and when it finished: a new run is a new cache key."""
-    return f"{run.pk}:{run.finished_at:%Y%m%d%H%M%S%f}" if run and run.finished_at else "none"
 
 
 def _cached_html(
@@ -122,11 +127,13 @@ def home(request: HttpRequest) -> HttpResponse:
     each visitor's own token is put in on the way out.
     """
     run = page_memory.latest_run()
-    key = f"home:{run_key(run)}:{request.LANGUAGE_CODE}"
+    late = days_late(run)
+    key = f"home:{run_key(run)}:{late}:{request.LANGUAGE_CODE}"  # late: a new page each day
     parts = page_memory.get(key)
     if parts is None:
         ctx = {
             "run": run,
+            "late": late,
             "day_html": day_html(request, run) if run else "",
             "form": SubscribeForm(initial={"language": request.LANGUAGE_CODE}),
             "csrf_token": CSRF_MARK,
@@ -136,6 +143,12 @@ def home(request: HttpRequest) -> HttpResponse:
         parts = [part.encode() for part in page.split(CSRF_MARK)]
         page_memory.put(key, parts)
     return HttpResponse(get_token(request).encode().join(parts))
+
+
+def days_late(run: SignalRun | None) -> int:
+    """How many days old the run's signals are, when that is more than expected; else 0."""
+    age = (market_today() - run.run_date).days if run else 0
+    return age if age > LATE_AFTER_DAYS else 0
 
 
 def robots(request: HttpRequest) -> HttpResponse:
@@ -243,5 +256,5 @@ def _chart(history: FundHistory, days: int | None) -> str:
         charts.Series(f"MA{history.params.short}", "ma-short", history.short_ma[start:]),
         charts.Series(f"MA{history.params.long}", "ma-long", history.long_ma[start:]),
     ]
-    title = f"{history.fund.name}: {shown[0].item()} – {shown[-1].item()}"
-    return charts.svg(shown, series, markers, title=title)
+    title = f"{history.fund.name}: {date_format(shown[0].item())} – {date_format(shown[-1].item())}"
+    return charts.svg(shown, series, markers, title=title, day_label=date_format)

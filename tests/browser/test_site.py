@@ -124,3 +124,59 @@ def test_pages_have_no_serious_accessibility_violations(page, site):
         if serious:
             found[path] = serious
     assert found == {}
+
+
+# What a phone shows: a 360-px-wide screen at twice the pixel density.
+PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True}
+
+
+@pytest.fixture(params=["en-US", "zh-CN"])
+def phone(browser, site, request, settings):
+    context = browser.new_context(locale=request.param, **PHONE)
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+
+
+SHOWN_AXIS_TEXT = """svg => [...svg.querySelectorAll('text.axis')]
+  .filter(text => getComputedStyle(text).display !== 'none')
+  .map(text => {
+    const box = text.getBoundingClientRect();
+    const size = parseFloat(getComputedStyle(text).fontSize) * text.getScreenCTM().a;
+    return {text: text.textContent, date: text.classList.contains('date'), size,
+            left: box.left, right: box.right};
+  })"""
+
+
+def test_on_a_phone_the_charts_text_is_readable_and_inside_the_chart(phone, site):
+    for chart_range in ("3m", "1y", "all"):
+        phone.goto(f"{site}/funds/510300.SH/?range={chart_range}")
+        chart = phone.locator("svg.chart")
+        box = chart.bounding_box()
+        labels = chart.evaluate(SHOWN_AXIS_TEXT)
+        assert len([label for label in labels if label["date"]]) == 3, labels
+        for label in labels:
+            assert label["size"] >= 11, label
+            assert box["x"] <= label["left"] and label["right"] <= box["x"] + box["width"], label
+        dates = sorted((label for label in labels if label["date"]), key=lambda d: d["left"])
+        for before, after in zip(dates, dates[1:], strict=False):
+            assert before["right"] < after["left"], (before, after)  # no overlapping dates
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    assert phone.errors == []
+
+
+def test_on_a_phone_the_signal_tables_keep_since_days_and_change(phone, site):
+    for path in ("/", "/lists/long-etf/"):
+        phone.goto(site + path)
+        for table in phone.locator("table.signals").all():
+            headers = table.locator("thead th")
+            assert headers.count() >= 5
+            for index in range(headers.count()):
+                header = headers.nth(index)
+                assert header.is_visible(), header.inner_text()
+                edge = header.bounding_box()
+                assert edge["x"] >= 0 and edge["x"] + edge["width"] <= 360, header.inner_text()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360, path
+    assert phone.errors == []

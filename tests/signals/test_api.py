@@ -1,8 +1,14 @@
 import xml.etree.ElementTree as ET
 from datetime import date
 
+from django.core.cache import cache
+from django.test import override_settings
+
 from signals.models import Signal
 from tests.base import TushareTestCase, run_command
+
+# A cache outside the database, so that counted queries are the views' own.
+MEMORY_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 
 class ApiTestCase(TushareTestCase):
@@ -134,3 +140,72 @@ class ApiRequestsTestCase(TushareTestCase):
         self.assertEqual(self.client.get(url, HTTP_IF_NONE_MATCH=etag).status_code, 304)
         run_command("run_signals", date="2023-06-07")  # rewrites that day's rows
         self.assertEqual(self.client.get(url, HTTP_IF_NONE_MATCH=etag).status_code, 200)
+
+
+@override_settings(CACHES=MEMORY_CACHE)
+class FeedQueriesTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        cache.clear()
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-05-29")
+
+    def test_it_builds_a_feed_in_a_few_queries_whatever_its_length(self):
+        Signal.objects.filter(run_date=date(2023, 6, 1), fund=self.hs300).update(state="BUY")
+        buy = Signal.objects.select_related("fund").get(run_date=date(2023, 6, 1), fund=self.hs300)
+        # The last run, the runs, the fund lists, their members, the days' BUY and SELL.
+        with self.assertNumQueries(5):
+            rss = ET.fromstring(self.client.get("/feed/rss/").content)
+        items = {item.findtext("title"): item.findtext("description") for item in rss.iter("item")}
+        self.assertEqual(len(items), 9)
+        self.assertEqual(items["ETF signals 2023-06-01: 0 BUY, 0 SELL"], buy.summary_line())
+        self.assertEqual(
+            items["ETF signals 2023-06-08: 0 BUY, 0 SELL"],
+            "No fund crossed its averages on this day.",
+        )
+
+    def test_it_builds_each_feed_once_per_run_and_language(self):
+        for url in ("/feed/rss/", "/feed/atom/"):
+            with self.subTest(url=url):
+                first = self.client.get(url)
+                with self.assertNumQueries(1):  # the last run, which names the cached feed
+                    again = self.client.get(url)
+                self.assertEqual(again.content, first.content)
+                self.assertEqual(again["Content-Type"], first["Content-Type"])
+                self.assertEqual(again["Last-Modified"], first["Last-Modified"])
+                chinese = self.client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans")
+                self.assertIn("ETF交易信号", chinese.content.decode())
+        run_command("run_signals", date="2023-06-01")  # a run of an earlier day: a new feed
+        with self.assertNumQueries(5):
+            self.client.get("/feed/rss/")
+
+
+@override_settings(CACHES=MEMORY_CACHE)
+class ApiCacheTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        cache.clear()
+        run_command("run_signals", date="2023-06-08", backfill_from="2023-06-05")
+
+    def test_a_funds_history_is_built_once_per_run_and_question(self):
+        url = "/api/funds/510300.SH/history/"
+        with self.assertNumQueries(3):  # the fund, the last run, its signals
+            first = self.client.get(url, {"from": "2023-06-06"}).json()
+        with self.assertNumQueries(2):  # the fund and the last run: the answer is kept
+            self.assertEqual(self.client.get(url, {"from": "2023-06-06"}).json(), first)
+        with self.assertNumQueries(3):  # another question
+            self.assertEqual(len(self.client.get(url, {"limit": "1"}).json()["signals"]), 1)
+        Signal.objects.filter(fund=self.hs300, run_date=date(2023, 6, 7)).update(state="BUY")
+        self.assertEqual(self.client.get(url, {"from": "2023-06-06"}).json(), first)
+        run_command("run_signals", date="2023-06-07")  # a new run: a new answer
+        Signal.objects.filter(fund=self.hs300, run_date=date(2023, 6, 7)).update(state="BUY")
+        states = [
+            s["state"] for s in self.client.get(url, {"from": "2023-06-06"}).json()["signals"]
+        ]
+        self.assertEqual(states[1], "BUY")
+
+    def test_the_latest_answer_is_built_once_per_run(self):
+        self.client.get("/api/signals/latest/")
+        with self.assertNumQueries(1):  # the latest run
+            self.assertEqual(
+                self.client.get("/api/signals/latest/").json()["run_date"], "2023-06-08"
+            )

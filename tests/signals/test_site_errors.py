@@ -29,11 +29,12 @@ class SiteErrorsTestCase(TushareTestCase):
 
     def test_it_explains_a_day_without_a_run_with_links_to_the_nearest_runs(self):
         response = self.client.get("/history/2023-06-03/")
-        self.assertStyledPage(response, 404, "No signals for 2023-06-03")
+        day = '<time datetime="2023-06-03">'
+        self.assertStyledPage(response, 404, f"No signals for {day}3 Jun 2023</time>")
         self.assertContains(response, 'rel="prev" href="/history/2023-06-02/"', status_code=404)
         self.assertContains(response, 'rel="next" href="/history/2023-06-05/"', status_code=404)
         chinese = self.client.get("/history/2023-06-03/", HTTP_ACCEPT_LANGUAGE="zh-hans")
-        self.assertStyledPage(chinese, 404, "2023-06-03 没有信号")
+        self.assertStyledPage(chinese, 404, f"{day}2023年6月3日</time> 没有信号")
 
     def test_it_answers_bad_fund_codes_with_the_sites_404(self):
         for url in ("/funds/%00/", "/funds/510300.SH%00/", "/funds/%0A/",

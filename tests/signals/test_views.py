@@ -1,13 +1,22 @@
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
+import time_machine
 from django.db import connection
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
-from signals.models import PriceBar, Signal
+from signals.models import PriceBar, Signal, SignalRun
 from signals.templatetags.signal_tags import percent, percent_plain, price
 from tests.base import TushareTestCase, run_command
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shown(day: str, text: str) -> str:
+    """A date as the pages write it: ISO for machines, the language's format for people."""
+    return f'<time datetime="{day}">{text}</time>'
 
 
 class PagesTestCase(TushareTestCase):
@@ -18,7 +27,9 @@ class PagesTestCase(TushareTestCase):
     def test_home_shows_the_latest_run_grouped_by_list_with_the_form(self):
         Signal.objects.filter(fund=self.csi1000, run_date=date(2023, 6, 8)).update(state="BUY")
         response = self.client.get("/")
-        self.assertContains(response, "Signals as of the close of 2023-06-08.")
+        self.assertContains(
+            response, f"Signals as of the close of {shown('2023-06-08', '8 Jun 2023')}."
+        )
         self.assertContains(response, "BUY and SELL")
         body = response.content.decode()
         actions = body.index("BUY and SELL")
@@ -38,7 +49,7 @@ class PagesTestCase(TushareTestCase):
 
     def test_a_day_has_previous_and_next_and_unknown_days_are_404(self):
         response = self.client.get("/history/2023-06-01/")
-        self.assertContains(response, "Signals of 2023-06-01")
+        self.assertContains(response, f"Signals of {shown('2023-06-01', '1 Jun 2023')}")
         self.assertContains(response, 'rel="prev" href="/history/2023-05-31/"')
         self.assertContains(response, 'rel="next" href="/history/2023-06-02/"')
         self.assertEqual(self.client.get("/history/2023-06-03/").status_code, 404)
@@ -77,7 +88,7 @@ class PagesTestCase(TushareTestCase):
     def test_the_signal_tables_are_built_once_per_run(self):
         self.client.get("/")  # renders and caches this run's tables
         with CaptureQueriesContext(connection) as queries:
-            self.assertContains(self.client.get("/"), "Signals as of the close of 2023-06-08.")
+            self.assertContains(self.client.get("/"), shown("2023-06-08", "8 Jun 2023"))
         # The latest run, the cached tables, and the subscription form's lists.
         self.assertLessEqual(len(queries), 3)
         buy = '<span class="badge buy">BUY</span>'
@@ -155,5 +166,66 @@ class FundPageUntilTestCase(TushareTestCase):
         last.pk, last.trade_date, last.close = None, date(2023, 6, 8), last.close * 2
         last.save()
         response = self.client.get("/funds/510300.SH/", {"range": "3m"})
-        self.assertContains(response, "– 2023-06-07</title>")
+        self.assertContains(response, "– 7 Jun 2023</title>")
+        self.assertNotContains(response, "8 Jun 2023")
         self.assertNotContains(response, "2023-06-08")
+
+
+class FreshnessTestCase(TushareTestCase):
+    def setUp(self):
+        super().setUp()
+        run_command("run_signals", date="2023-06-08")
+        # The run finished at 18:42 in Shanghai (10:42 UTC).
+        SignalRun.objects.update(finished_at=datetime(2023, 6, 8, 10, 42, 5, tzinfo=UTC))
+
+    def home(self, when: datetime, language: str = "en"):
+        with time_machine.travel(when, tick=False):
+            return self.client.get("/", HTTP_ACCEPT_LANGUAGE=language)
+
+    def test_it_shows_when_the_run_finished_in_beijing_time(self):
+        response = self.home(datetime(2023, 6, 9, 9, 0, tzinfo=SHANGHAI))
+        finished = shown("2023-06-08T18:42+08:00", "8 Jun 2023, 18:42")
+        self.assertContains(response, f"Computed {finished} (Beijing time).")
+        self.assertNotContains(response, "late-warning")
+        chinese = self.home(datetime(2023, 6, 9, 9, 0, tzinfo=SHANGHAI), "zh-hans")
+        self.assertContains(chinese, shown("2023-06-08T18:42+08:00", "2023年6月8日 18:42"))
+        self.assertContains(chinese, "（北京时间）")
+
+    @override_settings(TIME_ZONE="UTC")
+    def test_it_says_beijing_time_whatever_the_servers_time_zone(self):
+        response = self.home(datetime(2023, 6, 9, 9, 0, tzinfo=SHANGHAI))
+        self.assertContains(response, "8 Jun 2023, 18:42</time> (Beijing time).")
+
+    def test_it_warns_when_the_latest_run_is_older_than_a_long_weekend(self):
+        # Friday's run seen on the Tuesday after a Monday holiday: not late yet.
+        tuesday = datetime(2023, 6, 12, 23, 0, tzinfo=SHANGHAI)
+        self.assertNotContains(self.home(tuesday), "late-warning")
+        response = self.home(datetime(2023, 6, 13, 9, 0, tzinfo=SHANGHAI))
+        self.assertContains(response, '<div class="warning" id="late-warning">')
+        self.assertContains(response, "These signals are out of date.")
+        latest = shown("2023-06-08", "8 Jun 2023")
+        self.assertContains(response, f"The latest run is for {latest}, 5 days ago.")
+        chinese = self.home(datetime(2023, 6, 13, 9, 0, tzinfo=SHANGHAI), "zh-hans")
+        self.assertContains(chinese, "这些信号已过时。")
+        # Shanghai's date counts: 00:30 on the 13th there is still the 12th in UTC.
+        self.assertContains(self.home(datetime(2023, 6, 12, 16, 30, tzinfo=UTC)), "5 days ago")
+
+    def test_it_shows_why_a_fund_is_stale_as_text(self):
+        Signal.objects.filter(fund=self.hs300, run_date=date(2023, 6, 8)).update(
+            stale=True,
+            bar_date=date(2023, 6, 7),
+            note="no trade on 2023-06-08; last bar 2023-06-07",
+        )
+        Signal.objects.filter(fund=self.nasdaq, run_date=date(2023, 6, 8)).update(
+            stale=True, note="adjustment factor for 2023-06-08 not published yet"
+        )
+        response = self.client.get("/")
+        self.assertContains(
+            response,
+            '<span class="stale-note">No trade on 8 Jun 2023; last traded 7 Jun 2023.</span>',
+        )
+        self.assertContains(response, "Its price adjustment for 8 Jun 2023 is not published yet.")
+        self.assertNotContains(response, "title=")  # not only in a tooltip
+        chinese = self.client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+        self.assertContains(chinese, "2023年6月8日无成交；最后成交日为2023年6月7日。")
+        self.assertContains(self.client.get("/lists/long-etf/"), "last traded 7 Jun 2023")
