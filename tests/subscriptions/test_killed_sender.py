@@ -25,7 +25,7 @@ from subscriptions.models import Delivery, Digest, Subscriber
 from subscriptions.services import digest_prepare, digest_send
 from tests.base import make_fund, make_list, run_command
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
