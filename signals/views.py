@@ -185,6 +185,8 @@ def day(request: HttpRequest, run_date: str) -> HttpResponse:
         when = date.fromisoformat(run_date)
     except ValueError:
         raise Http404("not a date") from None
+    if run_date != when.isoformat():  # 20230608 and the like: one address per day
+        return redirect("signals:day", run_date=when.isoformat(), permanent=True)
     run = run_for_date(when)
     dates = published_dates()  # newest first
     older = next((d for d in dates if d < when), None)

@@ -19,6 +19,10 @@ class SiteErrorsTestCase(TushareTestCase):
         self.assertContains(response, STYLED, status_code=status)
         self.assertNotContains(response, "<style", status_code=status)  # the CSP blocks it
 
+    def test_a_day_has_one_address(self):
+        response = self.client.get("/history/20230608/")
+        self.assertRedirects(response, "/history/2023-06-08/", status_code=301)
+
     def test_it_jumps_from_a_day_without_a_run_to_the_run_before(self):
         self.assertRedirects(
             self.client.get("/history/", {"date": "2023-06-03"}), "/history/2023-06-02/"
