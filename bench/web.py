@@ -28,6 +28,7 @@ from harness import Report
 from synthetic import analyze, generate_market, load_market
 
 DURATION, CONNECTIONS, WORKERS = 10, 16, 2
+COLD_FUNDS = 50  # distinct fund pages opened once each, after the warm runs
 
 
 @dataclass
@@ -129,9 +130,27 @@ def serve_and_load(report: Report, env: dict[str, str]) -> None:
             "KB",
             limit=300,
         )
+        cold = first_views(base, COLD_FUNDS)
+        report.add(f"fund page, first view after a run ({COLD_FUNDS} funds): median", cold[0], "ms")
+        report.add("    slowest", cold[1], "ms")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def first_views(base: str, count: int) -> tuple[float, float]:
+    """Milliseconds to build fund pages nobody has opened since the run: each
+    evaluates the fund's whole history and draws its chart, then is cached."""
+    from signals.models import Fund
+
+    codes = Fund.objects.order_by("-ts_code").values_list("ts_code", flat=True)[:count]
+    times = []
+    for code in codes:
+        started = time.perf_counter()
+        urllib.request.urlopen(f"{base}/funds/{code}/").read()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return round(times[len(times) // 2], 1), round(times[-1], 1)
 
 
 def wrk(url: str) -> Load:
