@@ -38,6 +38,9 @@ def daily_signals(run_date: str | None = None) -> str:
             logger.exception("daily job crashed")  # django-q then emails the admins
             raise
         logger.info("daily job done: %s", result)
+        # Spent one-off retries of this day (an armed one has repeats=1): no
+        # clutter of a row per late evening in the admin's schedules.
+        Schedule.objects.filter(name=RETRY_NAME.format(day=day), repeats=0).delete()
         return result
 
 
