@@ -25,6 +25,6 @@ EXPOSE 8000
 # invest_alchemy/health.py). The worker serves no HTTP: compose disables this
 # check for it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "docker/healthcheck.py"]
-ENTRYPOINT ["docker/entrypoint.sh"]
+    CMD ["python", "/app/docker/healthcheck.py"]
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
 CMD ["web"]

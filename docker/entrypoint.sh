@@ -21,7 +21,8 @@ case "${1:-web}" in
     exec gunicorn -c docker/gunicorn.conf.py invest_alchemy.wsgi:application
     ;;
   worker)
-    python manage.py setup_schedules
+    # Under the same lock: two workers starting at once must not both create it.
+    python docker/dblock.py python manage.py setup_schedules
     exec python manage.py qcluster
     ;;
   *)

@@ -40,3 +40,15 @@ class OneLineFormatter(logging.Formatter):
         record.run_prefix = f"run_date={run_date} " if run_date else ""
         text = super().format(record)
         return text.replace("\r", "").replace("\n", "\\n")
+
+
+class TaskFailures(logging.Filter):
+    """Only django-q2's report of a task that raised ("Failed 'func' (name) - …").
+
+    Its other errors (a broker that cannot be reached, retried every few
+    seconds) would send the admins an email each time; /healthz and the logs
+    cover those.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage().startswith("Failed ")

@@ -344,6 +344,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "task_failures": {"()": "invest_alchemy.logs.TaskFailures"},
     },
     "formatters": {
         "line": {"()": "invest_alchemy.logs.OneLineFormatter"},
@@ -354,16 +355,16 @@ LOGGING = {
             "stream": "ext://sys.stdout",
             "formatter": "line",
         },
-        "mail_admins": {
+        "mail_admins_task_failures": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
-            "filters": ["require_debug_false"],
+            "filters": ["require_debug_false", "task_failures"],
         },
     },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        "django-q": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django-q": {"handlers": ["mail_admins_task_failures"], "level": "INFO"},
     },
 }
 
@@ -392,16 +393,20 @@ HEALTHZ_SCHEDULE_GRACE_MINUTES = envint("HEALTHZ_SCHEDULE_GRACE_MINUTES", 60, mi
 
 # django-q2. The database is the broker unless REDIS_URL is set; then Redis is,
 # so that workers on several machines share the queue. A task may run for
-# Q_TIMEOUT seconds; one not acknowledged within Q_RETRY is handed out again, so
-# Q_TIMEOUT must stay below Q_RETRY or a long run would start twice. A task is
-# tried once (the daily job schedules its own retries) and failures are
-# acknowledged, not redelivered.
+# Q_TIMEOUT seconds; with the database broker, one not acknowledged within
+# Q_RETRY of being fetched is handed out again. A worker fetches up to
+# `queue_limit` tasks ahead, and a fetched task may wait for those before it
+# and for the one running, so Q_RETRY must exceed Q_TIMEOUT × (queue_limit + 2)
+# or a task still waiting or running would start twice. A task is tried once
+# (the daily job schedules its own retries) and failures are acknowledged.
+Q_WORKERS = envint("Q_WORKERS", 1, minimum=1)
 Q_TIMEOUT = envint("Q_TIMEOUT", 1800, minimum=60)
-Q_RETRY = envint("Q_RETRY", 2400, minimum=120)
+Q_RETRY = envint("Q_RETRY", 6000, minimum=120)
 Q_CLUSTER = {
     "name": "invest_alchemy",
     **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
-    "workers": envint("Q_WORKERS", 1, minimum=1),
+    "workers": Q_WORKERS,
+    "queue_limit": Q_WORKERS,  # one task fetched ahead per worker
     "timeout": Q_TIMEOUT,
     "retry": Q_RETRY,
     "max_attempts": 1,
@@ -416,8 +421,9 @@ if DIGEST_SEND_SECONDS >= Q_TIMEOUT:
     raise ImproperlyConfigured(
         f"DIGEST_SEND_SECONDS ({DIGEST_SEND_SECONDS}) must be less than Q_TIMEOUT ({Q_TIMEOUT})"
     )
-if Q_TIMEOUT >= Q_RETRY:
+if Q_RETRY <= Q_TIMEOUT * (Q_WORKERS + 2):
     raise ImproperlyConfigured(
-        f"Q_TIMEOUT ({Q_TIMEOUT}) must be less than Q_RETRY ({Q_RETRY}), "
-        "or a task still running would be handed to a second worker"
+        f"Q_RETRY ({Q_RETRY}) must be more than Q_TIMEOUT × (Q_WORKERS + 2) "
+        f"({Q_TIMEOUT * (Q_WORKERS + 2)}), or a task still waiting or running would be "
+        "handed to a second worker"
     )

@@ -27,9 +27,19 @@ DAILY_SCHEDULE = "daily signals"
 RETRY_NAME = "daily signals: retry {day}"
 
 
-def daily_signals(run_date: str | None = None) -> str:
-    """Run the day's signals and send the digest; the result says what happened."""
-    day = date.fromisoformat(run_date) if run_date else market_today()
+def daily_signals(run_date: str | None = None, *, intended: str | None = None) -> str:
+    """Run the day's signals and send the digest; the result says what happened.
+
+    The cron schedule passes `intended`, the time it was due: an evening
+    caught up after midnight (a worker that was down) still runs for its own
+    day, not for the day it happens to run on.
+    """
+    if run_date:
+        day = date.fromisoformat(run_date)
+    elif intended:
+        day = datetime.fromisoformat(intended).astimezone(MARKET_TZ).date()
+    else:
+        day = market_today()
     with run_date_context(day):
         logger.info("daily job started")
         try:

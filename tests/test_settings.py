@@ -93,7 +93,8 @@ def test_anymail_provider_and_keys_choose_an_anymail_backend(tmp_path):
         ({"SITE_URL": "signals.example.com"}, "SITE_URL must be like https://"),
         ({"SIGNALS_LAST_TRY": "late"}, "SIGNALS_LAST_TRY must be a time"),
         ({"SIGNALS_SCHEDULE_CRON": "every evening"}, "is not a cron expression"),
-        ({"Q_TIMEOUT": "2400", "Q_RETRY": "2400"}, "Q_TIMEOUT (2400) must be less than Q_RETRY"),
+        ({"Q_TIMEOUT": "1800", "Q_RETRY": "5400"}, "Q_RETRY (5400) must be more than Q_TIMEOUT"),
+        ({"Q_WORKERS": "2", "Q_RETRY": "7000"}, "Q_RETRY (7000) must be more than Q_TIMEOUT"),
     ],
 )
 def test_bad_values_stop_the_start_with_a_clear_error(env, message):

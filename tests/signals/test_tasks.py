@@ -33,6 +33,15 @@ class SchedulesTestCase(TushareTestCase):
         )
         self.assertTrue(callable(import_string(daily.func)))
 
+    def test_a_copy_of_the_schedule_is_removed(self):
+        run_command("setup_schedules")
+        copy = Schedule.objects.get(name="daily signals")
+        copy.pk = None
+        copy.save()  # the admin's "Save as new"
+        self.assertIn("Removed 1 extra schedule(s)", run_command("setup_schedules"))
+        [daily] = Schedule.objects.filter(name="daily signals")
+        self.assertEqual(daily.intended_date_kwarg, "intended")
+
     def test_a_new_cron_moves_the_next_run_and_an_unchanged_one_keeps_it(self):
         with at("2023-06-08", "12:00"):
             run_command("setup_schedules")
@@ -53,8 +62,8 @@ class DailyTaskTestCase(TushareTestCase):
         self.settings_fixture.ADMINS = [("Ops", "ops@example.com")]
         Subscriber.objects.create(email="reader@example.com", status="confirmed")
 
-    def daily(self) -> str:
-        return import_string("signals.tasks.daily_signals")()
+    def daily(self, **kwargs) -> str:
+        return import_string("signals.tasks.daily_signals")(**kwargs)
 
     def test_a_trading_day_runs_and_sends_the_digest(self):
         with at("2023-06-08"):
@@ -62,6 +71,14 @@ class DailyTaskTestCase(TushareTestCase):
         self.assertEqual(result, "2023-06-08: 0 BUY, 0 SELL; digest sent to 1")
         self.assertEqual(SignalRun.objects.get().status, SignalRun.Status.SUCCESS)
         self.assertEqual([m.to for m in mail.outbox], [["reader@example.com"]])
+
+    def test_an_evening_caught_up_after_midnight_runs_for_its_own_day(self):
+        # The worker was down on Thursday evening and comes back on Friday morning:
+        # the scheduler passes the time the run was due (18:30 Shanghai, in UTC).
+        with at("2023-06-09", "08:00"):
+            result = self.daily(intended="2023-06-08T10:30:00+00:00")
+        self.assertEqual(result, "2023-06-08: 0 BUY, 0 SELL; digest sent to 1")
+        self.assertEqual(SignalRun.objects.get().run_date.isoformat(), "2023-06-08")
 
     def test_weekends_and_holidays_are_skipped(self):
         for day in ("2023-06-03", "2023-05-01"):  # a Saturday; Labour Day, a Monday
@@ -138,6 +155,9 @@ class JobLogTestCase(TushareTestCase):
         [report] = mail.outbox
         self.assertEqual(report.to, ["ops@example.com"])
         self.assertIn("Failed 'signals.tasks.daily_signals'", report.subject)
+        # Its other errors repeat every few seconds while, say, Redis is down: logs only.
+        logging.getLogger("django-q").error("Error 111 connecting to 127.0.0.1:6379.")
+        self.assertEqual(len(mail.outbox), 1)
 
     def test_a_crash_is_logged_as_one_line_with_its_traceback(self):
         with at("2023-06-08"), mock.patch("signals.tasks.signals_generate", side_effect=KeyError):

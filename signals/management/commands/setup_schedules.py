@@ -19,8 +19,14 @@ class Command(BaseCommand):
         # "30 18 * * 1-5", is 18:30 Monday to Friday, after the close (15:00) and
         # Tushare's evening publication; holidays are skipped by the task itself.
         # Q_CLUSTER["catch_up"] is False: a missed evening is not replayed.
-        before = Schedule.objects.filter(name=DAILY_SCHEDULE).values_list("cron", flat=True)
-        old_cron = before.first()
+        # Names are not unique in django-q2: a copy made in the admin ("Save as
+        # new") would run the job twice and break update_or_create. Keep the first.
+        same_name = Schedule.objects.filter(name=DAILY_SCHEDULE).order_by("pk")
+        extra = list(same_name.values_list("pk", flat=True)[1:])
+        if extra:
+            Schedule.objects.filter(pk__in=extra).delete()
+            self.stdout.write(f"Removed {len(extra)} extra schedule(s) named {DAILY_SCHEDULE!r}")
+        old_cron = same_name.values_list("cron", flat=True).first()
         schedule, created = Schedule.objects.update_or_create(
             name=DAILY_SCHEDULE,
             defaults={
@@ -28,6 +34,8 @@ class Command(BaseCommand):
                 "schedule_type": Schedule.CRON,
                 "cron": settings.SIGNALS_SCHEDULE_CRON,
                 "repeats": -1,
+                # The task learns when it was due, so a late run keeps its day.
+                "intended_date_kwarg": "intended",
             },
         )
         if not created and old_cron != schedule.cron:
