@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from signals.models import FundList, SignalRun
-from signals.selectors import signals_by_list
+from signals.selectors import Day
 from subscriptions import emails
 from subscriptions.models import Delivery, Digest, Subscriber, new_secret, normalise_email
 
@@ -118,10 +118,8 @@ def digest_prepare(*, run_date: date) -> Digest:
         digest is not None and digest.deliveries.exclude(status=Delivery.Status.PENDING).exists()
     )
     if not started:
-        groups = signals_by_list(run_date)
-        # Funds, not rows: a fund in two lists did not trade once.
-        stale = len({s.fund_id for _fl, signals in groups for s in signals if s.stale})
-        parts = emails.render_digest(run_date, groups, stale=stale)
+        day = Day.load(run_date, run)  # the day as the pages show it, stale funds counted once
+        parts = emails.render_digest(run_date, day.groups, stale=day.stale)
         digest, _ = Digest.objects.update_or_create(
             run_date=run_date, defaults={"run": run, "parts": parts}
         )
